@@ -1,0 +1,44 @@
+//! The keyward control API: JSON over HTTP, thin axum handlers over [`keyward_vault::Vault`].
+//! [`router`] builds the whole app from its state, so tests drive it in-process or over a
+//! real socket alike. Every error is `{"error": {"code", "message"}}` with a stable code.
+
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+mod views;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Largest request body the API reads: a full bundle (50 × 64 KiB) plus JSON overhead.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Rotates the master key of the running server: writes the new key where the install keeps
+/// it and re-wraps tenant keys. The binary provides it; it owns the data dir.
+#[async_trait::async_trait]
+pub trait MasterKeyRotator: Send + Sync {
+    async fn rotate(&self) -> Result<(), String>;
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: keyward_vault::Vault,
+    pub master_key_rotator: Option<Arc<dyn MasterKeyRotator>>,
+}
+
+/// The whole control API.
+pub fn router(state: AppState) -> Router {
+    routes::routes()
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(routes::log_request))
+        .with_state(state)
+}

@@ -1,0 +1,31 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keyward control API", description = "Secret bundles, tenants and tokens of keyward, a credential broker for AI agents."),
+    paths(
+        healthz, readyz, openapi_json,
+        create_tenant, whoami, create_token, revoke_token,
+        create_bundle, list_bundles, get_bundle, replace_bundle, patch_bundle, delete_bundle,
+        rotate_master_key,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Routes of the control API, one module per resource.
+
+mod admin;
+mod health;
+mod secrets;
+mod tenants;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use keyward_core::ErrorCode;
+
+use crate::{ApiError, AppState};
+
+pub use admin::__path_rotate_master_key;
+pub use health::{__path_healthz, __path_openapi_json, __path_readyz};
+pub use secrets::{
+    __path_create_bundle, __path_delete_bundle, __path_get_bundle, __path_list_bundles,
+    __path_patch_bundle, __path_replace_bundle,
+};
+pub use tenants::{__path_create_tenant, __path_create_token, __path_revoke_token, __path_whoami};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(health::routes())
+        .merge(tenants::routes())
+        .merge(secrets::routes())
+        .merge(admin::routes())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+pub async fn method_not_allowed() -> Response {
+    let mut response = ApiError::new(
+        ErrorCode::NotFound,
+        "this route does not accept that method",
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// One log line per request: method, route template (never the raw URL), status, duration.
+pub async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        target: "keyward::api",
+        %method,
+        route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,75 @@
+//! Persistence for keyward. [`Store`] is the one interface the rest of the code sees; every
+//! method takes the tenant first, so a cross-tenant read is hard to write by accident. The
+//! store holds only sealed values: encryption happens above it, in `keyward-vault`.
+//!
+//! Backends: [`sqlite::SqliteStore`] (the embedded default: one WAL file, `synchronous=FULL`, so
+//! an acknowledged write survives `kill -9`).
+
+mod error;
+mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use error::StoreError;
+pub use model::*;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything keyward persists. Implementations must make each method atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A value of the install's own settings (master-key fingerprint, schema notes).
+    async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Fails with [`StoreError::Exists`] if the name is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// Replace every tenant's wrapped key and the given meta values in one transaction
+    /// (master-key rotation). Tenants not listed keep their key.
+    async fn rewrap_tenant_keys(
+        &self,
+        rewrapped: &[(TenantId, Vec<u8>)],
+        meta: &[(&str, &str)],
+    ) -> Result<()>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// Find a live token by the SHA-256 digest of its text.
+    async fn token_by_digest(&self, digest: &[u8]) -> Result<Option<TokenRecord>>;
+    /// Delete one of the tenant's tokens; `false` if the tenant has no such token.
+    async fn delete_token(&self, tenant: TenantId, id: &str) -> Result<bool>;
+
+    /// Create a bundle. [`StoreError::Exists`] if the tenant already has a live bundle of this
+    /// name; [`StoreError::QuotaExceeded`] if it already has `max_bundles` live bundles.
+    async fn create_bundle(
+        &self,
+        tenant: TenantId,
+        bundle: &Bundle,
+        max_bundles: usize,
+    ) -> Result<()>;
+    /// A live (not deleted) bundle by name.
+    async fn bundle(&self, tenant: TenantId, name: &str) -> Result<Option<Bundle>>;
+    /// A bundle by id, deleted or not: sessions keep the values they resolved.
+    async fn bundle_by_id(&self, tenant: TenantId, id: BundleId) -> Result<Option<Bundle>>;
+    /// Live bundles, sorted by name.
+    async fn list_bundles(&self, tenant: TenantId) -> Result<Vec<Bundle>>;
+    /// Replace a live bundle's entries and bump its version to `expected_version + 1`.
+    /// [`StoreError::Conflict`] if its version is no longer `expected_version` (a concurrent
+    /// rotation won), [`StoreError::NotFound`] if it is gone.
+    async fn rotate_bundle(
+        &self,
+        tenant: TenantId,
+        id: BundleId,
+        expected_version: i64,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+    ) -> Result<BundleMeta>;
+    /// Mark a live bundle deleted; `false` if there is none. Its entries stay (sealed) for the
+    /// sessions that already resolved it.
+    async fn delete_bundle(&self, tenant: TenantId, name: &str, now: DateTime<Utc>)
+        -> Result<bool>;
+}

@@ -1,0 +1,112 @@
+//! The encrypted secret service. It sits between the edges (control API, data plane, CLI) and
+//! the [`Store`]: it validates what clients send, seals secret values with the tenant's data
+//! key before they reach the store, opens them for the data plane, authenticates tokens, and
+//! announces every rotation on a broadcast channel (for `config_update` frames and caches).
+
+mod auth;
+mod bundles;
+mod error;
+mod events;
+pub mod injection;
+mod master;
+pub use master::MasterKeyCheck;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use keyward_crypto::{DataKey, MasterKey};
+use keyward_store::{Store, TenantId};
+
+pub use auth::{IssuedToken, Principal};
+pub use bundles::{BundleInput, OpenedEntry, PatchInput, RotationOutcome};
+pub use error::VaultError;
+pub use events::BundleChanged;
+pub use injection::InjectionRule;
+
+/// Name of the built-in tenant that owns the operator token.
+pub const DEFAULT_TENANT: &str = "default";
+/// Meta key holding the master key's public fingerprint.
+pub const META_MASTER_FINGERPRINT: &str = "master_key_fingerprint";
+
+pub type Result<T, E = VaultError> = std::result::Result<T, E>;
+
+/// The secret service. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    master: RwLock<MasterKey>,
+    /// Unwrapped tenant data keys. Wrapped keys never change except on master-key rotation,
+    /// which re-wraps the same data keys, so entries never go stale.
+    data_keys: RwLock<HashMap<TenantId, DataKey>>,
+    changes: tokio::sync::broadcast::Sender<BundleChanged>,
+    /// Serialises tenant creation with master-key rotation, so no tenant key is wrapped under
+    /// a key that is being retired.
+    key_writes: tokio::sync::Mutex<()>,
+}
+
+impl Vault {
+    /// Wrap an opened store. The caller has already checked the master key's fingerprint
+    /// (see [`Vault::check_master_key`]).
+    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                master: RwLock::new(master),
+                data_keys: RwLock::new(HashMap::new()),
+                changes,
+                key_writes: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Subscribe to bundle rotations and deletions.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BundleChanged> {
+        self.inner.changes.subscribe()
+    }
+
+    fn master(&self) -> MasterKey {
+        // A poisoned lock means a panic while swapping keys; the key itself is still whole.
+        match self.inner.master.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The tenant's data key, unwrapped once and then cached.
+    async fn data_key(&self, tenant: TenantId) -> Result<DataKey> {
+        if let Some(key) = self.cached_data_key(tenant) {
+            return Ok(key);
+        }
+        let record = self
+            .inner
+            .store
+            .tenant(tenant)
+            .await?
+            .ok_or(VaultError::Store(keyward_store::StoreError::NotFound))?;
+        let key = self
+            .master()
+            .unwrap(tenant.0, &record.wrapped_key)
+            .map_err(|_| VaultError::Decryption)?;
+        if let Ok(mut cache) = self.inner.data_keys.write() {
+            cache.insert(tenant, key.clone());
+        }
+        Ok(key)
+    }
+
+    fn cached_data_key(&self, tenant: TenantId) -> Option<DataKey> {
+        self.inner
+            .data_keys
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&tenant).cloned())
+    }
+}

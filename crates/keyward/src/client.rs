@@ -1,0 +1,1 @@
+//! The CLI's HTTP client for the control API.

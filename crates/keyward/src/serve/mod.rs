@@ -1,0 +1,150 @@
+//! `keyward serve`: initialise the data dir on first start, open the store, and run the control
+//! API and the data plane until SIGTERM/SIGINT.
+
+mod logging;
+pub mod master_key;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use keyward_api::{AppState, MasterKeyRotator};
+use keyward_store::sqlite::SqliteStore;
+use keyward_vault::Vault;
+use tokio::net::TcpListener;
+
+use crate::cli::GlobalArgs;
+use crate::datadir::{self, ServerInfo, ADMIN_TOKEN_FILE, DATABASE_FILE, SERVER_FILE};
+use logging::LogFormat;
+use master_key::KeySource;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the control API
+    #[arg(long, default_value = "127.0.0.1:8420", value_name = "ADDR")]
+    pub api_listen: SocketAddr,
+    /// Address of the data plane (gateway and proxy mode)
+    #[arg(long, default_value = "127.0.0.1:8421", value_name = "ADDR")]
+    pub proxy_listen: SocketAddr,
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    logging::init(args.log_format);
+    let dir = datadir::resolve(global.data_dir.as_deref())?;
+    datadir::ensure(&dir)?;
+    let (key, source) = master_key::load_or_create(&dir)?;
+    datadir::create_private_file(&dir.join(DATABASE_FILE))?;
+    let store = SqliteStore::open(&dir.join(DATABASE_FILE))
+        .await
+        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+    let key = master_key::verify(&dir, &store, key, source).await?;
+    let vault = Vault::new(Arc::new(store), key);
+    if let Some(issued) = vault.bootstrap().await? {
+        let path = dir.join(ADMIN_TOKEN_FILE);
+        datadir::write_private(&path, format!("{}\n", issued.token).as_bytes())?;
+        // Shown once, on the terminal of whoever initialised the install.
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "keyward initialised {}.\nOperator token (shown once, saved to {}):\n{}",
+            dir.display(),
+            path.display(),
+            issued.token
+        )?;
+    }
+
+    let api_listener = TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.api_listen))?;
+    let proxy_listener = TcpListener::bind(args.proxy_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.proxy_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let proxy_addr = proxy_listener.local_addr()?;
+
+    let rotator = Arc::new(DataDirRotator {
+        dir: dir.clone(),
+        vault: vault.clone(),
+        source,
+    });
+    let state = AppState {
+        vault: vault.clone(),
+        master_key_rotator: Some(rotator),
+    };
+    let api = keyward_api::router(state);
+    let data_plane = keyward_proxy::router();
+
+    let info = ServerInfo {
+        pid: std::process::id(),
+        api_url: format!("http://{api_addr}"),
+        proxy_url: format!("http://{proxy_addr}"),
+    };
+    datadir::write_private(&dir.join(SERVER_FILE), &serde_json::to_vec(&info)?)?;
+    tracing::info!(api = %api_addr, data_plane = %proxy_addr, data_dir = %dir.display(), "keyward listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api_task = tokio::spawn(serve_until(api_listener, api, stop_rx.clone()));
+    let proxy_task = tokio::spawn(serve_until(proxy_listener, data_plane, stop_rx));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(api_task, proxy_task);
+    if datadir::read_server_info(&dir).is_some_and(|i| i.pid == std::process::id()) {
+        let _ = std::fs::remove_file(dir.join(SERVER_FILE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await
+    {
+        tracing::error!(error = %e, "listener failed");
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+/// Online master-key rotation for `POST /v1/admin/rotate-master-key`.
+struct DataDirRotator {
+    dir: PathBuf,
+    vault: Vault,
+    source: KeySource,
+}
+
+#[async_trait::async_trait]
+impl MasterKeyRotator for DataDirRotator {
+    async fn rotate(&self) -> Result<(), String> {
+        master_key::rotate(&self.dir, &self.vault, self.source)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
