@@ -67,7 +67,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    let parsed = serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let at = format!("line {} column {}", e.line(), e.column());
         match e.classify() {
@@ -83,5 +83,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ),
             ),
         }
-    })
+    })?;
+    // serde's derived structs also accept an array (fields by position), so `["name"]` would
+    // create a bundle. Every body of this API is a JSON object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "request body must be a JSON object; see /v1/openapi.json",
+        ));
+    }
+    Ok(parsed)
 }

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod openapi;
 mod routes;
+mod session_views;
 mod views;
 
 use std::sync::Arc;
@@ -31,6 +32,13 @@ pub trait MasterKeyRotator: Send + Sync {
 pub struct AppState {
     pub vault: keyward_vault::Vault,
     pub master_key_rotator: Option<Arc<dyn MasterKeyRotator>>,
+    /// The audit log's store (`GET /v1/audit`); `None` answers 503 on those routes.
+    pub audit_store: Option<Arc<dyn keyward_store::AuditStore>>,
+    /// Base URL agents reach the data plane at (`http://127.0.0.1:8421`, or the public URL
+    /// behind a load balancer); session envs point SDKs at it.
+    pub data_plane_url: String,
+    /// keyward's CA certificate (PEM), which proxy-mode agents must trust.
+    pub ca_pem: Option<String>,
 }
 
 /// The whole control API.

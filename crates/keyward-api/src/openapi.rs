@@ -7,12 +7,15 @@ use crate::routes::*;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "keyward control API", description = "Secret bundles, tenants and tokens of keyward, a credential broker for AI agents."),
+    info(title = "keyward control API", description = "Secret bundles, sessions, tenants and tokens of keyward, a credential broker for AI agents."),
     paths(
-        healthz, readyz, openapi_json,
+        healthz, readyz, openapi_json, ca_pem,
         create_tenant, whoami, create_token, revoke_token,
         create_bundle, list_bundles, get_bundle, replace_bundle, patch_bundle, delete_bundle,
         rotate_master_key,
+        list_audit, verify_audit,
+        create_session, list_sessions, get_session, end_session, revoke_session, resume_session,
+        session_env, session_events,
     ),
     modifiers(&BearerAuth),
 )]

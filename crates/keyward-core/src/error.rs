@@ -51,6 +51,8 @@ pub enum ErrorCode {
     SecretBundleExists,
     /// A tenant with this name already exists.
     TenantExists,
+    /// The session has ended; it cannot be resumed (create a new one).
+    SessionEnded,
     // 413 / 429
     /// The request body is larger than this endpoint accepts.
     PayloadTooLarge,
@@ -93,6 +95,7 @@ impl ErrorCode {
             SessionNotFound => "session_not_found",
             SecretBundleExists => "secret_bundle_exists",
             TenantExists => "tenant_exists",
+            SessionEnded => "session_ended",
             PayloadTooLarge => "payload_too_large",
             BundleQuotaExceeded => "bundle_quota_exceeded",
             SecretBundleNotFoundAtResume => "secret_bundle_not_found_at_resume",
@@ -112,7 +115,7 @@ impl ErrorCode {
             Unauthorized => 401,
             Forbidden => 403,
             NotFound | SecretBundleNotFound | TokenNotFound | SessionNotFound => 404,
-            SecretBundleExists | TenantExists => 409,
+            SecretBundleExists | TenantExists | SessionEnded => 409,
             PayloadTooLarge => 413,
             BundleQuotaExceeded => 429,
             DecryptionFailed | Internal => 500,

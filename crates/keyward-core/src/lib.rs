@@ -6,6 +6,7 @@ pub mod caps;
 pub mod dotenv;
 pub mod error;
 pub mod names;
+pub mod providers;
 
 pub use error::ErrorCode;
 pub use names::{KeyName, Name, NameError};

@@ -39,3 +39,30 @@ mod tests {
         assert!(!digests_match(&digest(&a), &digest(&b)));
     }
 }
+
+/// A proxy-mode placeholder for one credential of one session: `prefix` followed by 48 hex
+/// characters derived from the session token and the credential's name. Unique per session
+/// and credential, shaped like a real key so SDK format checks pass, and unguessable without
+/// the session token; the data plane recomputes it instead of storing it.
+pub fn placeholder(session_token: &str, key_name: &str, prefix: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"keyward/v1/placeholder\0");
+    hasher.update(session_token.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(key_name.as_bytes());
+    format!("{prefix}{}", hex::encode(&hasher.finalize()[..24]))
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_differ_per_session_and_key() {
+        let a = placeholder("kw_s_1", "OPENAI_API_KEY", "sk-proj-kw");
+        assert!(a.starts_with("sk-proj-kw") && a.len() == 10 + 48);
+        assert_eq!(a, placeholder("kw_s_1", "OPENAI_API_KEY", "sk-proj-kw"));
+        assert_ne!(a, placeholder("kw_s_2", "OPENAI_API_KEY", "sk-proj-kw"));
+        assert_ne!(a, placeholder("kw_s_1", "OTHER", "sk-proj-kw"));
+    }
+}

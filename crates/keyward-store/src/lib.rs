@@ -5,15 +5,19 @@
 //! Backends: [`sqlite::SqliteStore`] (the embedded default: one WAL file, `synchronous=FULL`, so
 //! an acknowledged write survives `kill -9`).
 
+mod audit;
 mod error;
 mod model;
+mod session;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use audit::{AuditFilter, AuditStore, StoredAuditRecord};
 pub use error::StoreError;
 pub use model::*;
+pub use session::SessionRecord;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -72,4 +76,30 @@ pub trait Store: Send + Sync + 'static {
     /// sessions that already resolved it.
     async fn delete_bundle(&self, tenant: TenantId, name: &str, now: DateTime<Utc>)
         -> Result<bool>;
+
+    /// Insert a session with its bundle references, in one transaction.
+    async fn create_session(&self, tenant: TenantId, session: &SessionRecord) -> Result<()>;
+    /// One of the tenant's sessions, running or ended.
+    async fn session(&self, tenant: TenantId, id: &str) -> Result<Option<SessionRecord>>;
+    /// A session by the SHA-256 digest of its token, running or ended: the caller compares
+    /// the digest in constant time and checks `ended_at`.
+    async fn session_by_token_digest(&self, digest: &[u8]) -> Result<Option<SessionRecord>>;
+    /// The tenant's sessions, newest first.
+    async fn list_sessions(&self, tenant: TenantId) -> Result<Vec<SessionRecord>>;
+    /// Set `ended_at` to `now` unless it is already set, and return the session as stored
+    /// afterwards; `None` if the tenant has no such session.
+    async fn end_session(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>>;
+    /// Replace a running session's bundle references (a resume re-resolved their names).
+    /// [`StoreError::NotFound`] if the tenant has no such running session.
+    async fn set_session_bundles(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        bundles: &[(BundleId, String)],
+    ) -> Result<()>;
 }

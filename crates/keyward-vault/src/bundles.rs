@@ -8,7 +8,7 @@ use keyward_core::{caps, ErrorCode, KeyName, Name};
 use keyward_crypto::{Aad, DataKey, Secret};
 use keyward_store::{Bundle, BundleId, BundleMeta, Entry, EntryValue, StoreError, TenantId};
 
-use crate::{BundleChanged, InjectionRule, Result, Vault, VaultError};
+use crate::{BundleChanged, InjectionRule, Result, Vault, VaultError, VaultEvent};
 
 /// The entries a client wants a bundle to hold (POST and PUT bodies).
 #[derive(Default)]
@@ -75,6 +75,9 @@ struct Desired {
     injection: Option<InjectionRule>,
 }
 
+/// Serialises [`Vault::rotate`] within this process (see there).
+static ROTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn reject(code: ErrorCode, message: impl Into<String>) -> VaultError {
     VaultError::rejected(code, message)
 }
@@ -87,7 +90,7 @@ fn not_found() -> VaultError {
     reject(ErrorCode::SecretBundleNotFound, "no such secret bundle")
 }
 
-fn check_value(key: &str, value: &str) -> Result<()> {
+pub(crate) fn check_value(key: &str, value: &str) -> Result<()> {
     if value.len() > caps::MAX_VALUE_BYTES {
         return Err(reject(
             ErrorCode::ValueTooLarge,
@@ -106,7 +109,7 @@ fn check_value(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<()> {
+pub(crate) fn check_key(key: &str) -> Result<()> {
     KeyName::parse(key)
         .map(|_| ())
         .map_err(|e| reject(e.into(), format!("key {}: {e}", printable_key(key))))
@@ -114,7 +117,7 @@ fn check_key(key: &str) -> Result<()> {
 
 /// A key name as it may appear in a message: valid names verbatim, anything else described,
 /// since a malformed "name" could be a pasted secret.
-fn printable_key(key: &str) -> String {
+pub(crate) fn printable_key(key: &str) -> String {
     if key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         key.to_owned()
     } else {
@@ -315,14 +318,18 @@ impl Vault {
         {
             return Err(not_found());
         }
-        let _ = self.inner.changes.send(BundleChanged {
-            tenant,
-            bundle: bundle.meta.id,
-            name: bundle.meta.name,
-            keys: bundle.entries.into_iter().map(|e| e.name).collect(),
-            version: bundle.meta.version,
-            deleted: true,
-        });
+        self.bump_epoch();
+        let _ = self
+            .inner
+            .changes
+            .send(VaultEvent::BundleChanged(BundleChanged {
+                tenant,
+                bundle: bundle.meta.id,
+                name: bundle.meta.name,
+                keys: bundle.entries.into_iter().map(|e| e.name).collect(),
+                version: bundle.meta.version,
+                deleted: true,
+            }));
         Ok(())
     }
 
@@ -346,6 +353,10 @@ impl Vault {
     ) -> Result<RotationOutcome> {
         let name = parse_bundle_name(name)?;
         let key = self.data_key(tenant).await?;
+        // Rotations in this process take turns: with optimistic retries alone, a burst of
+        // concurrent PATCHes on one bundle exhausted its attempts and answered 500. The
+        // version check below still guards against writers in other processes.
+        let _turn = ROTATIONS.lock().await;
         for _ in 0..8 {
             let current = self
                 .store()
@@ -391,15 +402,19 @@ impl Vault {
                 .await
             {
                 Ok(meta) => {
+                    self.bump_epoch();
                     let changed_keys: Vec<String> = changed.into_iter().collect();
-                    let _ = self.inner.changes.send(BundleChanged {
-                        tenant,
-                        bundle: id,
-                        name: meta.name.clone(),
-                        keys: changed_keys.clone(),
-                        version: meta.version,
-                        deleted: false,
-                    });
+                    let _ = self
+                        .inner
+                        .changes
+                        .send(VaultEvent::BundleChanged(BundleChanged {
+                            tenant,
+                            bundle: id,
+                            name: meta.name.clone(),
+                            keys: changed_keys.clone(),
+                            version: meta.version,
+                            deleted: false,
+                        }));
                     return Ok(RotationOutcome {
                         bundle: Bundle { meta, entries },
                         changed_keys,

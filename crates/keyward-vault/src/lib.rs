@@ -1,14 +1,17 @@
 //! The encrypted secret service. It sits between the edges (control API, data plane, CLI) and
 //! the [`Store`]: it validates what clients send, seals secret values with the tenant's data
-//! key before they reach the store, opens them for the data plane, authenticates tokens, and
-//! announces every rotation on a broadcast channel (for `config_update` frames and caches).
+//! key before they reach the store, opens them for the data plane, authenticates tokens,
+//! creates and resolves sessions, and announces every rotation and every ended session on a
+//! broadcast channel (for `config_update` frames and the data plane's caches).
 
 mod auth;
 mod bundles;
+pub mod env;
 mod error;
 mod events;
 pub mod injection;
 mod master;
+mod sessions;
 pub use master::MasterKeyCheck;
 
 use std::collections::HashMap;
@@ -19,9 +22,14 @@ use keyward_store::{Store, TenantId};
 
 pub use auth::{IssuedToken, Principal};
 pub use bundles::{BundleInput, OpenedEntry, PatchInput, RotationOutcome};
+pub use env::credential_placeholder;
 pub use error::VaultError;
-pub use events::BundleChanged;
+pub use events::{BundleChanged, VaultEvent};
 pub use injection::InjectionRule;
+pub use sessions::{
+    is_session_id, CreatedSession, EgressPolicy, LlmSettings, NewSession, ResolvedSession, Session,
+    SessionMode, SESSION_ID_PREFIX, SESSION_TOKEN_PREFIX,
+};
 
 /// Name of the built-in tenant that owns the operator token.
 pub const DEFAULT_TENANT: &str = "default";
@@ -42,7 +50,11 @@ struct Inner {
     /// Unwrapped tenant data keys. Wrapped keys never change except on master-key rotation,
     /// which re-wraps the same data keys, so entries never go stale.
     data_keys: RwLock<HashMap<TenantId, DataKey>>,
-    changes: tokio::sync::broadcast::Sender<BundleChanged>,
+    changes: tokio::sync::broadcast::Sender<VaultEvent>,
+    /// Bumped (synchronously, before the write returns) by every change that can make a
+    /// cached view of a session stale: rotations, deletions, ended sessions. Caches compare it
+    /// on each use, so the very next request after a rotation sees the new value.
+    epoch: std::sync::atomic::AtomicU64,
     /// Serialises tenant creation with master-key rotation, so no tenant key is wrapped under
     /// a key that is being retired.
     key_writes: tokio::sync::Mutex<()>,
@@ -59,6 +71,7 @@ impl Vault {
                 master: RwLock::new(master),
                 data_keys: RwLock::new(HashMap::new()),
                 changes,
+                epoch: std::sync::atomic::AtomicU64::new(0),
                 key_writes: tokio::sync::Mutex::new(()),
             }),
         }
@@ -68,9 +81,21 @@ impl Vault {
         &self.inner.store
     }
 
-    /// Subscribe to bundle rotations and deletions.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BundleChanged> {
+    /// Subscribe to bundle rotations and deletions and to sessions ending.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<VaultEvent> {
         self.inner.changes.subscribe()
+    }
+
+    /// The current change epoch (see `Inner::epoch`).
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Mark every cached session view stale.
+    pub(crate) fn bump_epoch(&self) {
+        self.inner
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn master(&self) -> MasterKey {
@@ -100,6 +125,29 @@ impl Vault {
             cache.insert(tenant, key.clone());
         }
         Ok(key)
+    }
+
+    /// Seal an install-wide object (the CA's private key) under the `default` tenant's data
+    /// key: it then survives master-key rotation untouched, like every tenant value.
+    pub async fn seal_system(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let key = self.system_key().await?;
+        Ok(key.seal(&keyward_crypto::Aad::labelled(label), plaintext))
+    }
+
+    /// Open what [`Vault::seal_system`] sealed.
+    pub async fn open_system(&self, label: &str, sealed: &[u8]) -> Result<keyward_crypto::Secret> {
+        let key = self.system_key().await?;
+        key.open(&keyward_crypto::Aad::labelled(label), sealed)
+            .map_err(|_| VaultError::Decryption)
+    }
+
+    async fn system_key(&self) -> Result<DataKey> {
+        let tenant = self
+            .store()
+            .tenant_by_name(DEFAULT_TENANT)
+            .await?
+            .ok_or(VaultError::Store(keyward_store::StoreError::NotFound))?;
+        self.data_key(tenant.id).await
     }
 
     fn cached_data_key(&self, tenant: TenantId) -> Option<DataKey> {

@@ -54,6 +54,9 @@ pub enum Command {
     /// Operator maintenance
     #[command(subcommand)]
     Admin(commands::admin::AdminCmd),
+    /// Read, export and verify your tenant's audit log
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCmd),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -64,5 +67,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(cmd) => commands::tenants::run(&global, cmd).await,
         Command::Tokens(cmd) => commands::tokens::run(&global, cmd).await,
         Command::Admin(cmd) => commands::admin::run(&global, cmd).await,
+        Command::Audit(cmd) => commands::audit::run(&global, cmd).await,
     }
 }

@@ -1,8 +1,12 @@
 //! Routes of the control API, one module per resource.
 
 mod admin;
+mod audit;
 mod health;
 mod secrets;
+mod session_auth;
+mod session_events;
+mod sessions;
 mod tenants;
 
 use axum::extract::{MatchedPath, Request};
@@ -14,10 +18,16 @@ use keyward_core::ErrorCode;
 use crate::{ApiError, AppState};
 
 pub use admin::__path_rotate_master_key;
-pub use health::{__path_healthz, __path_openapi_json, __path_readyz};
+pub use audit::{__path_list_audit, __path_verify_audit};
+pub use health::{__path_ca_pem, __path_healthz, __path_openapi_json, __path_readyz};
 pub use secrets::{
     __path_create_bundle, __path_delete_bundle, __path_get_bundle, __path_list_bundles,
     __path_patch_bundle, __path_replace_bundle,
+};
+pub use session_events::__path_session_events;
+pub use sessions::{
+    __path_create_session, __path_end_session, __path_get_session, __path_list_sessions,
+    __path_resume_session, __path_revoke_session, __path_session_env,
 };
 pub use tenants::{__path_create_tenant, __path_create_token, __path_revoke_token, __path_whoami};
 
@@ -26,7 +36,9 @@ pub fn routes() -> Router<AppState> {
         .merge(health::routes())
         .merge(tenants::routes())
         .merge(secrets::routes())
+        .merge(sessions::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
 }
 
 pub async fn not_found() -> ApiError {

@@ -1,7 +1,9 @@
 //! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, so a write that
 //! returned survives `kill -9` (and power loss) at any instant.
 
+mod audit;
 mod rows;
+mod sessions;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,11 +13,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{Bundle, BundleId, BundleMeta, Entry, Result, Store, StoreError, Tenant, TenantId};
-use crate::{EntryValue, TokenRecord};
+use crate::{EntryValue, SessionRecord, TokenRecord};
 use rows::{bundle_meta_from_row, entry_from_row, tenant_from_row, token_from_row, ts};
 
 /// Schema migrations, applied in order; `meta.schema_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -397,5 +403,39 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_session(&self, tenant: TenantId, session: &SessionRecord) -> Result<()> {
+        sessions::create(&self.pool, tenant, session).await
+    }
+
+    async fn session(&self, tenant: TenantId, id: &str) -> Result<Option<SessionRecord>> {
+        sessions::get(&self.pool, tenant, id).await
+    }
+
+    async fn session_by_token_digest(&self, digest: &[u8]) -> Result<Option<SessionRecord>> {
+        sessions::by_token_digest(&self.pool, digest).await
+    }
+
+    async fn list_sessions(&self, tenant: TenantId) -> Result<Vec<SessionRecord>> {
+        sessions::list(&self.pool, tenant).await
+    }
+
+    async fn end_session(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        sessions::end(&self.pool, tenant, id, now).await
+    }
+
+    async fn set_session_bundles(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        bundles: &[(BundleId, String)],
+    ) -> Result<()> {
+        sessions::set_bundles(&self.pool, tenant, id, bundles).await
     }
 }

@@ -11,13 +11,13 @@ pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
+pub(super) fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt("timestamp"))
 }
 
-fn opt_ts(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn opt_ts(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_ts).transpose()
 }
 

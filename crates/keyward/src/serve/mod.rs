@@ -1,6 +1,8 @@
 //! `keyward serve`: initialise the data dir on first start, open the store, and run the control
 //! API and the data plane until SIGTERM/SIGINT.
 
+pub mod ca;
+mod flags;
 mod logging;
 pub mod master_key;
 
@@ -32,10 +34,30 @@ pub struct ServeArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// URL agents reach the data plane at, put in session envs (default: http://PROXY_ADDR).
+    /// Set it when keyward runs behind a load balancer or in a container.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub outbound: flags::OutboundArgs,
+}
+
+/// An http(s) URL without a trailing slash (SDK paths are appended to it).
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("must name a host".into());
+    }
+    Ok(url.to_owned())
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
+    let proxy_config = args.outbound.to_config()?;
     let dir = datadir::resolve(global.data_dir.as_deref())?;
     datadir::ensure(&dir)?;
     let (key, source) = master_key::load_or_create(&dir)?;
@@ -44,7 +66,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         .await
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
     let key = master_key::verify(&dir, &store, key, source).await?;
-    let vault = Vault::new(Arc::new(store), key);
+    let store = Arc::new(store);
+    let vault = Vault::new(store.clone(), key);
     if let Some(issued) = vault.bootstrap().await? {
         let path = dir.join(ADMIN_TOKEN_FILE);
         datadir::write_private(&path, format!("{}\n", issued.token).as_bytes())?;
@@ -58,6 +81,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
             issued.token
         )?;
     }
+
+    let (minter, ca_pem) = ca::load_or_create(&dir, &vault).await?;
 
     let api_listener = TcpListener::bind(args.api_listen)
         .await
@@ -76,9 +101,39 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let state = AppState {
         vault: vault.clone(),
         master_key_rotator: Some(rotator),
+        audit_store: Some(store.clone()),
+        data_plane_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{proxy_addr}")),
+        ca_pem: Some(ca_pem),
     };
-    let api = keyward_api::router(state);
-    let data_plane = keyward_proxy::router();
+    // One audit record per data-plane call, group-committed to the store off the hot path.
+    let audit = keyward_audit::AuditWriter::start(store.clone(), Default::default());
+    let metrics = keyward_proxy::Metrics::new();
+    let plane = keyward_proxy::DataPlane::new(
+        proxy_config,
+        vault.clone(),
+        audit.clone(),
+        metrics.clone(),
+        Some(minter),
+    )?;
+    let api = keyward_api::router(state).route(
+        "/metrics",
+        axum::routing::get({
+            let audit = audit.clone();
+            move || async move {
+                metrics.set_audit(audit.queue_depth(), audit.write_failures());
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.encode(),
+                )
+            }
+        }),
+    );
 
     let info = ServerInfo {
         pid: std::process::id(),
@@ -90,11 +145,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api_task = tokio::spawn(serve_until(api_listener, api, stop_rx.clone()));
-    let proxy_task = tokio::spawn(serve_until(proxy_listener, data_plane, stop_rx));
+    let proxy_task = tokio::spawn(keyward_proxy::server::serve(plane, proxy_listener, stop_rx));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(api_task, proxy_task);
+    audit.flush_and_stop().await;
     if datadir::read_server_info(&dir).is_some_and(|i| i.pid == std::process::id()) {
         let _ = std::fs::remove_file(dir.join(SERVER_FILE));
     }
