@@ -51,6 +51,8 @@ pub enum Command {
     /// Manage API tokens of your tenant
     #[command(subcommand)]
     Tokens(commands::tokens::TokensCmd),
+    /// Run a command as an agent: a session, a clean environment, no real key
+    Run(commands::run::RunArgs),
     /// Operator maintenance
     #[command(subcommand)]
     Admin(commands::admin::AdminCmd),
@@ -67,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(cmd) => commands::tenants::run(&global, cmd).await,
         Command::Tokens(cmd) => commands::tokens::run(&global, cmd).await,
         Command::Admin(cmd) => commands::admin::run(&global, cmd).await,
+        Command::Run(args) => commands::run::run(&global, args).await,
         Command::Audit(cmd) => commands::audit::run(&global, cmd).await,
     }
 }

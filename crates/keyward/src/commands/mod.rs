@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 mod output;
+pub mod run;
 pub mod secrets;
 mod secrets_write;
 pub mod tenants;

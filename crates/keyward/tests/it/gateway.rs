@@ -327,3 +327,27 @@ async fn a_deleted_bundle_blocks_resume_but_not_the_running_session() -> anyhow:
     assert_error(status, &body, 400, "secret_key_collision");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_33_mib_request_body_is_forwarded_whole() -> anyhow::Result<()> {
+    let (gw, session) = Gateway::with_provider_session(&[]).await?;
+    let mut body = chat_body();
+    body["messages"][0]["content"] = json!("x".repeat(33 << 20));
+    let sent = serde_json::to_vec(&body)?;
+    let reply = call(
+        Method::POST,
+        &gw.url("/openai/v1/chat/completions"),
+        &[("x-api-key", &session.token)],
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let req = gw.openai.last_request().context("forwarded")?;
+    assert_eq!(req.body.len(), sent.len());
+    assert!(req.body == sent, "the body arrived changed");
+    let record = gw.audit_nth(&session.id, 1).await?;
+    assert_eq!(record["bytes_in"], sent.len(), "{record}");
+    assert_eq!(record["bytes_out"], reply.body.len(), "{record}");
+    assert_eq!(record["tokens_in"], 11, "{record}");
+    Ok(())
+}

@@ -195,3 +195,32 @@ async fn an_agent_leaving_mid_stream_is_audited_as_client_disconnected() -> anyh
     assert!(reply.text().contains("[DONE]"), "{}", reply.text());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_agent_leaving_before_the_answer_is_still_audited() -> anyhow::Result<()> {
+    let delay = Behavior::Delay {
+        first_byte: Duration::from_secs(2),
+    };
+    let (gw, session) = faulty(delay, &[]).await?;
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()?;
+    let gone = impatient
+        .post(gw.url("/openai/v1/chat/completions"))
+        .bearer_auth(&session.token)
+        .json(&stream_body())
+        .send()
+        .await;
+    assert!(gone.is_err(), "the agent should have given up: {gone:?}");
+    drop(impatient);
+    assert!(
+        gw.openai.wait_for_requests(1, Duration::from_secs(2)).await,
+        "the call was forwarded before the agent left"
+    );
+    // The upstream got the real key (and may bill for the call): the call must be audited.
+    let record = gw.audit_nth(&session.id, 1).await?;
+    assert_eq!(record["error"], "client_disconnected", "{record}");
+    assert_eq!(record["credential"], "OPENAI_API_KEY", "{record}");
+    Ok(())
+}

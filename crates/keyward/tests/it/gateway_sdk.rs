@@ -179,6 +179,37 @@ async fn llm_route_refuses_a_loopback_base_url_by_default() -> anyhow::Result<()
     );
     assert_eq!(record["status"], 403, "{record}");
     assert_eq!(record["credential"], "LLM_API_KEY", "{record}");
+
+    // The same loopback mock under other spellings, and the cloud metadata address: all are
+    // refused on the resolved address, before any connection (a 0.0.0.0 dial would reach it).
+    let port = llm.port();
+    for base in [
+        format!("http://localhost:{port}/v1"),
+        format!("http://[::1]:{port}/v1"),
+        format!("http://0.0.0.0:{port}/v1"),
+        format!("http://[::ffff:127.0.0.1]:{port}/v1"),
+        format!("http://2130706433:{port}/v1"),
+        "http://169.254.169.254/v1".to_owned(),
+    ] {
+        let session = gw
+            .session(json!({"secrets": ["llm"], "llm": {"base_url": base}}))
+            .await?;
+        let auth = format!("Bearer {}", session.token);
+        let reply = call(
+            reqwest::Method::POST,
+            &gw.url("/llm/chat/completions"),
+            &[("authorization", &auth)],
+            Some(&chat_body()),
+        )
+        .await?;
+        assert_eq!(reply.status, 403, "{base}: {}", reply.text());
+        assert_proxy_error(&reply, 403, "private_destination");
+    }
+    assert_eq!(
+        llm.request_count(),
+        0,
+        "a refused call reached the upstream"
+    );
     Ok(())
 }
 
