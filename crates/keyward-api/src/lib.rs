@@ -24,7 +24,16 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// it and re-wraps tenant keys. The binary provides it; it owns the data dir.
 #[async_trait::async_trait]
 pub trait MasterKeyRotator: Send + Sync {
-    async fn rotate(&self) -> Result<(), String>;
+    async fn rotate(&self) -> Result<(), RotateError>;
+}
+
+/// Why the master key was not rotated.
+#[derive(Debug)]
+pub enum RotateError {
+    /// This install cannot rotate in place (the key comes from `KEYWARD_MASTER_KEY`).
+    Unsupported(String),
+    /// The rotation failed; the old key still opens everything.
+    Failed(String),
 }
 
 /// What every handler can reach.

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     // 404
     /// No such route.
     NotFound,
+    /// The route exists but does not take this method.
+    MethodNotAllowed,
     /// No such secret bundle in this tenant.
     SecretBundleNotFound,
     /// No such token in this tenant.
@@ -49,6 +51,8 @@ pub enum ErrorCode {
     // 409
     /// A bundle with this name already exists in this tenant.
     SecretBundleExists,
+    /// The master key comes from `KEYWARD_MASTER_KEY` and cannot be rotated in place.
+    MasterKeyNotRotatable,
     /// A tenant with this name already exists.
     TenantExists,
     /// The session has ended; it cannot be resumed (create a new one).
@@ -90,10 +94,12 @@ impl ErrorCode {
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
             NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             SecretBundleNotFound => "secret_bundle_not_found",
             TokenNotFound => "token_not_found",
             SessionNotFound => "session_not_found",
             SecretBundleExists => "secret_bundle_exists",
+            MasterKeyNotRotatable => "master_key_not_rotatable",
             TenantExists => "tenant_exists",
             SessionEnded => "session_ended",
             PayloadTooLarge => "payload_too_large",
@@ -114,8 +120,9 @@ impl ErrorCode {
             | TooManyBundles | UnknownBundle | SecretKeyCollision => 400,
             Unauthorized => 401,
             Forbidden => 403,
+            MethodNotAllowed => 405,
             NotFound | SecretBundleNotFound | TokenNotFound | SessionNotFound => 404,
-            SecretBundleExists | TenantExists | SessionEnded => 409,
+            SecretBundleExists | TenantExists | SessionEnded | MasterKeyNotRotatable => 409,
             PayloadTooLarge => 413,
             BundleQuotaExceeded => 429,
             DecryptionFailed | Internal => 500,

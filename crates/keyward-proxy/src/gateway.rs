@@ -199,9 +199,10 @@ pub async fn handle(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<R
         Err(_) => return ProxyError::AuditUnavailable.response(),
     };
     let target = pick_target(&plane, &state, route);
-    let host = match &target {
-        Ok(t) => host_of(&t.base),
-        Err(_) => host_param.clone().unwrap_or_default(),
+    let host = match (&target, route) {
+        (Ok(t), _) => host_of(&t.base),
+        (Err(_), Route::Builtin(rule)) => rule.host.to_owned(),
+        (Err(_), _) => host_param.clone().unwrap_or_default(),
     };
     let mut call = Call::new(&state, route_name, &parts, host);
     let target = match target {

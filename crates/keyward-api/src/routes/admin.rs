@@ -33,12 +33,17 @@ pub async fn rotate_master_key(
             "this server cannot rotate its master key online",
         ));
     };
-    rotator.rotate().await.map_err(|reason| {
-        tracing::error!(reason, "master key rotation failed");
-        ApiError::new(
-            ErrorCode::Internal,
-            "master key rotation failed; see the server log",
-        )
+    rotator.rotate().await.map_err(|e| match e {
+        crate::RotateError::Unsupported(reason) => {
+            ApiError::new(ErrorCode::MasterKeyNotRotatable, reason)
+        }
+        crate::RotateError::Failed(reason) => {
+            tracing::error!(reason, "master key rotation failed");
+            ApiError::new(
+                ErrorCode::Internal,
+                "master key rotation failed; see the server log",
+            )
+        }
     })?;
     tracing::info!("master key rotated");
     Ok(Json(StatusView { status: "rotated" }))

@@ -46,13 +46,11 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> Response {
-    let mut response = ApiError::new(
-        ErrorCode::NotFound,
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
-    .into_response();
-    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
+    .into_response()
 }
 
 /// One log line per request: method, route template (never the raw URL), status, duration.

@@ -198,9 +198,16 @@ struct DataDirRotator {
 
 #[async_trait::async_trait]
 impl MasterKeyRotator for DataDirRotator {
-    async fn rotate(&self) -> Result<(), String> {
+    async fn rotate(&self) -> Result<(), keyward_api::RotateError> {
+        if self.source == KeySource::Env {
+            return Err(keyward_api::RotateError::Unsupported(
+                "the master key comes from KEYWARD_MASTER_KEY, which keyward never writes, so it \
+                 cannot be rotated in place"
+                    .into(),
+            ));
+        }
         master_key::rotate(&self.dir, &self.vault, self.source)
             .await
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| keyward_api::RotateError::Failed(format!("{e:#}")))
     }
 }
