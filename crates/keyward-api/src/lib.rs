@@ -2,6 +2,7 @@
 //! [`router`] builds the whole app from its state, so tests drive it in-process or over a
 //! real socket alike. Every error is `{"error": {"code", "message"}}` with a stable code.
 
+mod agent_views;
 mod error;
 mod extract;
 mod openapi;

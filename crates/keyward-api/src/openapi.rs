@@ -14,8 +14,11 @@ use crate::routes::*;
         create_bundle, list_bundles, get_bundle, replace_bundle, patch_bundle, delete_bundle,
         rotate_master_key,
         list_audit, verify_audit,
+        put_limits, get_limits, clear_limits, usage,
         create_session, list_sessions, get_session, end_session, revoke_session, resume_session,
         session_env, session_events,
+        create_agent, list_agents, get_agent, delete_agent, rotate_agent_token, attach_bundle,
+        detach_bundle, agent_sessions,
     ),
     modifiers(&BearerAuth),
 )]

@@ -81,6 +81,14 @@ pub struct AuditRecord {
     /// Why the call failed or its stream was cut (`upstream_reset`, `idle_timeout`…).
     pub error: Option<String>,
     pub mode: AuditMode,
+    /// Cached input tokens read, when the response reported any (OpenAI and Gemini count
+    /// them inside `tokens_in`, Anthropic apart). Written only when non-zero, after the SPEC
+    /// fields, so records without them keep their exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_cache_read: Option<u64>,
+    /// Input tokens written to the cache (Anthropic), when non-zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_cache_write: Option<u64>,
 }
 
 impl AuditRecord {
@@ -117,6 +125,8 @@ impl AuditRecord {
             decision: decision::FORWARDED.to_owned(),
             error: None,
             mode,
+            tokens_cache_read: None,
+            tokens_cache_write: None,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     UnknownBundle,
     /// Two bundles of one session define the same key.
     SecretKeyCollision,
+    /// An agent named in a request body (a session's `agent`) does not exist.
+    UnknownAgent,
     // 401 / 403
     /// No token, or a token that is unknown, revoked or ended.
     Unauthorized,
@@ -48,6 +50,10 @@ pub enum ErrorCode {
     TokenNotFound,
     /// No such session in this tenant.
     SessionNotFound,
+    /// No such agent in this tenant.
+    AgentNotFound,
+    /// The bundle named in the path is not attached to the agent.
+    BundleNotAttached,
     // 409
     /// A bundle with this name already exists in this tenant.
     SecretBundleExists,
@@ -55,6 +61,12 @@ pub enum ErrorCode {
     MasterKeyNotRotatable,
     /// A tenant with this name already exists.
     TenantExists,
+    /// An agent with this name already exists in this tenant.
+    AgentExists,
+    /// The bundle is attached to an agent; detach it first (seed 004).
+    BundleAttached,
+    /// The agent would hold two credentials for one provider (seed 004).
+    ProviderConflict,
     /// The session has ended; it cannot be resumed (create a new one).
     SessionEnded,
     // 413 / 429
@@ -91,6 +103,7 @@ impl ErrorCode {
             TooManyBundles => "too_many_bundles",
             UnknownBundle => "unknown_bundle",
             SecretKeyCollision => "secret_key_collision",
+            UnknownAgent => "unknown_agent",
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
             NotFound => "not_found",
@@ -98,9 +111,14 @@ impl ErrorCode {
             SecretBundleNotFound => "secret_bundle_not_found",
             TokenNotFound => "token_not_found",
             SessionNotFound => "session_not_found",
+            AgentNotFound => "agent_not_found",
+            BundleNotAttached => "bundle_not_attached",
             SecretBundleExists => "secret_bundle_exists",
             MasterKeyNotRotatable => "master_key_not_rotatable",
             TenantExists => "tenant_exists",
+            AgentExists => "agent_exists",
+            BundleAttached => "bundle_attached",
+            ProviderConflict => "provider_conflict",
             SessionEnded => "session_ended",
             PayloadTooLarge => "payload_too_large",
             BundleQuotaExceeded => "bundle_quota_exceeded",
@@ -118,11 +136,14 @@ impl ErrorCode {
             InvalidJson | InvalidRequest | InvalidName | InvalidKeyName | ReservedKeyName
             | ValueTooLarge | ValueContainsNul | TooManyKeys | DuplicateKey | InvalidInjection
             | TooManyBundles | UnknownBundle | SecretKeyCollision => 400,
+            UnknownAgent => 400,
             Unauthorized => 401,
             Forbidden => 403,
             MethodNotAllowed => 405,
             NotFound | SecretBundleNotFound | TokenNotFound | SessionNotFound => 404,
+            AgentNotFound | BundleNotAttached => 404,
             SecretBundleExists | TenantExists | SessionEnded | MasterKeyNotRotatable => 409,
+            AgentExists | BundleAttached | ProviderConflict => 409,
             PayloadTooLarge => 413,
             BundleQuotaExceeded => 429,
             DecryptionFailed | Internal => 500,

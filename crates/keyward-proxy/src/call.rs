@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use keyward_audit::{AuditRecord, AuditSlot};
 
+use crate::accounting::Ending;
 use crate::meter::Usage;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels, TokenLabels};
 use crate::session::SessionState;
@@ -32,6 +33,8 @@ pub struct Call {
     pub credential: Option<(String, i64)>,
     pub model: Option<String>,
     pub decision: &'static str,
+    /// Prices the call and holds what it took from its limits (set when it is admitted).
+    pub accounting: Option<crate::accounting::Accounting>,
 }
 
 impl Call {
@@ -65,6 +68,7 @@ impl Call {
             credential: None,
             model: None,
             decision: "forwarded",
+            accounting: None,
         }
     }
 }
@@ -81,19 +85,43 @@ pub struct Outcome<'a> {
 }
 
 /// Writes the call's audit record and metrics, once.
+///
+/// Dropped without [`Finisher::finish`] — the agent went away while keyward waited for the
+/// upstream, so hyper dropped the handler — it still writes the record, as
+/// `client_disconnected`: the call may already have reached the upstream with the real key.
 pub struct Finisher {
     pub call: Call,
-    pub slot: AuditSlot,
+    /// `None` once the record is written.
+    pub slot: Option<AuditSlot>,
     pub metrics: Arc<Metrics>,
 }
 
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            self.write(Outcome {
+                status: None,
+                ttfb_ms: None,
+                bytes_out: 0,
+                usage: None,
+                error: Some("client_disconnected"),
+                blocked: None,
+            });
+        }
+    }
+}
+
 impl Finisher {
-    pub fn finish(self, outcome: Outcome<'_>) {
-        let Finisher {
-            call,
-            slot,
-            metrics,
-        } = self;
+    pub fn finish(mut self, outcome: Outcome<'_>) {
+        self.write(outcome);
+    }
+
+    fn write(&mut self, outcome: Outcome<'_>) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let metrics = &self.metrics;
+        let call = &mut self.call;
         let duration = call.started.elapsed();
         let decision = match outcome.blocked {
             Some(code) => format!("blocked:{code}"),
@@ -136,21 +164,31 @@ impl Finisher {
                 })
                 .inc_by(u.output_tokens);
         }
-        let (credential, credential_version) = match call.credential {
+        // The bill: cost, and the limits settled with what the call used.
+        let ending = if outcome.error.is_some() && outcome.ttfb_ms.is_some() {
+            Ending::Cut
+        } else {
+            Ending::Complete
+        };
+        let cost_usd = call
+            .accounting
+            .as_mut()
+            .and_then(|a| a.finish(usage, model.as_deref(), ending));
+        let (credential, credential_version) = match call.credential.take() {
             Some((name, version)) => (Some(name), Some(version)),
             None => (None, None),
         };
         slot.write(AuditRecord {
             ts: call.ts,
-            tenant: call.tenant,
-            agent: call.agent,
-            session: Some(call.session),
-            user_id: call.user_id,
+            tenant: std::mem::take(&mut call.tenant),
+            agent: call.agent.take(),
+            session: Some(std::mem::take(&mut call.session)),
+            user_id: call.user_id.take(),
             mode: call.mode,
-            method: call.method,
-            host: call.host,
-            path: call.path,
-            request_headers: call.request_headers,
+            method: std::mem::take(&mut call.method),
+            host: std::mem::take(&mut call.host),
+            path: std::mem::take(&mut call.path),
+            request_headers: std::mem::take(&mut call.request_headers),
             status: outcome.status,
             bytes_in: call.bytes_in,
             bytes_out: outcome.bytes_out,
@@ -161,9 +199,11 @@ impl Finisher {
             model,
             tokens_in: usage.map(|u| u.input_tokens),
             tokens_out: usage.map(|u| u.output_tokens),
-            cost_usd: None,
+            cost_usd,
             decision,
             error: outcome.error.map(str::to_owned),
+            tokens_cache_read: usage.map(|u| u.cache_read_tokens).filter(|n| *n > 0),
+            tokens_cache_write: usage.map(|u| u.cache_write_tokens).filter(|n| *n > 0),
         });
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::upstream::ResolveMap;
@@ -42,6 +43,10 @@ pub struct ProxyConfig {
     pub max_buffered_body: usize,
     /// End a session as soon as it sends a placeholder to a foreign host.
     pub end_session_on_exfiltration: bool,
+    /// What calls cost (`--prices FILE`, else the built-in table).
+    pub prices: Arc<crate::prices::PriceTable>,
+    /// The keyless free tier (`--free-tier FILE`).
+    pub free_tier: Option<Arc<crate::free_tier::FreeTier>>,
 }
 
 impl Default for ProxyConfig {
@@ -56,6 +61,8 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(300),
             max_buffered_body: 64 * 1024 * 1024,
             end_session_on_exfiltration: false,
+            prices: Arc::default(),
+            free_tier: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use crate::call::{Call, Finisher, Outcome};
 use crate::error::{json_error, ProxyError};
 use crate::gateway::{blocked, strip_hop_by_hop};
+use crate::limits::admit::admit;
 use crate::session::{Credential, SessionState};
 use crate::upstream::{connector, BoxError, ConnectError};
 use crate::{intercept, DataPlane, ResBody};
@@ -162,7 +163,7 @@ pub async fn connect(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<
         call.decision = "intercepted";
         let finisher = Finisher {
             call,
-            slot,
+            slot: Some(slot),
             metrics: plane.metrics.clone(),
         };
         finisher.finish(Outcome {
@@ -183,13 +184,17 @@ pub async fn connect(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<
         });
         return empty_ok();
     }
-    let finisher = Finisher {
+    let mut finisher = Finisher {
         call,
-        slot,
+        slot: Some(slot),
         metrics: plane.metrics.clone(),
     };
     if !state.egress_allows(&host) {
         return blocked(finisher, ProxyError::EgressDenied);
+    }
+    // A tunnel or plain-HTTP call counts as a request and holds a concurrency slot.
+    if let Err(refused) = admit(&plane, &state, None, None, &mut finisher).await {
+        return refused.respond(finisher);
     }
     let guard = !plane.config.allow_private_upstreams;
     let addrs = match connector::resolve(&plane.config.resolve, guard, &host, port).await {
@@ -270,9 +275,9 @@ pub async fn absolute(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response
     let (parts, body) = req.into_parts();
     let mut call = Call::new(&state, "http", &parts, host.clone());
     mode_proxy(&mut call);
-    let finisher = Finisher {
+    let mut finisher = Finisher {
         call,
-        slot,
+        slot: Some(slot),
         metrics: plane.metrics.clone(),
     };
     if parts.uri.scheme_str() != Some("http") || host.is_empty() {
@@ -290,6 +295,10 @@ pub async fn absolute(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response
     }
     if !state.egress_allows(&host) {
         return blocked(finisher, ProxyError::EgressDenied);
+    }
+    // A tunnel or plain-HTTP call counts as a request and holds a concurrency slot.
+    if let Err(refused) = admit(&plane, &state, None, None, &mut finisher).await {
+        return refused.respond(finisher);
     }
     let mut upstream = Request::new(intercept::prefixed_body(prefix, rest));
     *upstream.method_mut() = parts.method.clone();

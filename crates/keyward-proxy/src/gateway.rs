@@ -19,11 +19,12 @@ use crate::body::ResponseBody;
 use crate::call::{Call, Finisher, Outcome};
 use crate::error::ProxyError;
 use crate::meter::{BodyKind, Meter};
+use crate::redact::Redactor;
 use crate::rewrite;
 use crate::route::{self, Route};
 use crate::session::{Credential, SessionState};
 use crate::upstream::{BoxError, HttpClient, ReqBody};
-use crate::{DataPlane, ResBody};
+use crate::{limits, DataPlane, ResBody};
 
 /// Headers a client may carry its token in; all are removed before forwarding.
 pub const CLIENT_AUTH_HEADERS: [HeaderName; 4] = [
@@ -46,7 +47,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Every token-like value the client sent, in header order.
-fn presented_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub fn presented_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     static NAMES: [HeaderName; 4] = CLIENT_AUTH_HEADERS;
     NAMES.iter().flat_map(move |name| {
         headers.get_all(name).iter().filter_map(|v| {
@@ -87,6 +88,9 @@ pub enum AuthRewrite {
     /// Proxy mode: the session's placeholder is replaced in place wherever the client put it;
     /// if it sent none, the rule's header is added.
     Proxy,
+    /// Static config mode's `passthrough: true`: the client's own credential headers are
+    /// forwarded as they are and nothing is added.
+    Passthrough,
 }
 
 /// Where a call goes and with what.
@@ -110,8 +114,14 @@ fn pick_target(
 ) -> Result<Target, ProxyError> {
     match route {
         Route::Builtin(rule) => {
+            // No key of its own for the provider: the operator's free tier, if it has one.
+            let free = || {
+                let tier = plane.config.free_tier.as_ref()?;
+                (tier.provider == rule.provider).then_some(&tier.credential)
+            };
             let credential = state
                 .credential(rule.provider)
+                .or_else(free)
                 .ok_or(ProxyError::NoCredential)?;
             Ok(Target {
                 route: rule.route,
@@ -210,7 +220,7 @@ pub async fn handle(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<R
         Err(e) => {
             let finisher = Finisher {
                 call,
-                slot,
+                slot: Some(slot),
                 metrics: plane.metrics.clone(),
             };
             return blocked(finisher, e);
@@ -219,7 +229,7 @@ pub async fn handle(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<R
     call.credential = Some((target.credential.name.clone(), target.credential.version));
     let finisher = Finisher {
         call,
-        slot,
+        slot: Some(slot),
         metrics: plane.metrics.clone(),
     };
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
@@ -285,6 +295,7 @@ pub async fn forward(
     // The body is read whole only for JSON calls to LLM APIs, where keyward may rewrite it
     // (model override, include_usage) and reads the model for the audit record.
     let has_body = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    let mut read_whole = None;
     let req_body: ReqBody = if target.metered && has_body && is_json(&parts.headers) {
         let bytes = match collect_limited(body, plane.config.max_buffered_body).await {
             Ok(bytes) => bytes,
@@ -303,6 +314,7 @@ pub async fn forward(
             None => bytes,
         };
         finisher.call.bytes_in = bytes.len() as u64;
+        read_whole = Some(bytes.clone());
         Full::new(bytes)
             .map_err(|never| -> BoxError { match never {} })
             .boxed()
@@ -314,6 +326,21 @@ pub async fn forward(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         body
+    };
+    let admitted = limits::admit::admit(
+        &plane,
+        &state,
+        Some(&target),
+        read_whole.as_deref(),
+        &mut finisher,
+    );
+    if let Err(refused) = admitted.await {
+        return refused.respond(finisher);
+    }
+    // A free-tier call carries the operator's key: that is the secret to scrub.
+    let redactor = match limits::admit::free_tier_of(&plane, &target) {
+        Some(tier) => &tier.redactor,
+        None => &state.redactor,
     };
 
     let mut upstream = Request::new(req_body);
@@ -329,7 +356,12 @@ pub async fn forward(
         target.metered,
         strip_auth,
     );
-    if strip_auth || !replace_placeholder(headers, &target.credential) {
+    let inject = match target.auth {
+        AuthRewrite::Gateway => true,
+        AuthRewrite::Proxy => !replace_placeholder(headers, &target.credential),
+        AuthRewrite::Passthrough => false,
+    };
+    if inject {
         headers.insert(
             target.credential.header.clone(),
             target.credential.value.clone(),
@@ -376,7 +408,7 @@ pub async fn forward(
 
     let (mut head, incoming) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    redact_headers(&state, &mut head.headers);
+    redact_headers(redactor, &mut head.headers);
     head.headers.remove(header::CONTENT_LENGTH);
     let meter = target.metered.then(|| {
         let ct = head
@@ -385,7 +417,7 @@ pub async fn forward(
             .and_then(|v| v.to_str().ok());
         Meter::new(BodyKind::from_content_type(ct))
     });
-    let redact = (!state.redactor.is_empty()).then(|| state.redactor.stream());
+    let redact = (!redactor.is_empty()).then(|| redactor.stream());
     let status = head.status.as_u16();
     let body = ResponseBody::new(
         incoming,
@@ -494,12 +526,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// An upstream that echoes the key in a header must not hand it over either.
-fn redact_headers(state: &SessionState, headers: &mut HeaderMap) {
-    if state.redactor.is_empty() {
+fn redact_headers(redactor: &Redactor, headers: &mut HeaderMap) {
+    if redactor.is_empty() {
         return;
     }
     for value in headers.values_mut() {
-        if let std::borrow::Cow::Owned(clean) = state.redactor.redact_all(value.as_bytes()) {
+        if let std::borrow::Cow::Owned(clean) = redactor.redact_all(value.as_bytes()) {
             if let Ok(v) = HeaderValue::from_bytes(&clean) {
                 *value = v;
             }

@@ -92,7 +92,7 @@ async fn audit_refused(plane: &DataPlane, token: &str, host: &str, error: ProxyE
     let _ = blocked(
         Finisher {
             call,
-            slot,
+            slot: Some(slot),
             metrics: plane.metrics.clone(),
         },
         error,
@@ -152,7 +152,7 @@ async fn request(
     call.mode = keyward_audit::AuditMode::Proxy;
     let mut finisher = Finisher {
         call,
-        slot,
+        slot: Some(slot),
         metrics: plane.metrics.clone(),
     };
     if named.as_deref() != Some(host) {
@@ -219,13 +219,12 @@ pub async fn exfiltration(
         "placeholder sent to a host its credential does not belong to"
     );
     let response = blocked(finisher, ProxyError::ExfiltrationAttempt);
-    if plane.config.end_session_on_exfiltration {
-        if let Err(e) = plane
-            .sessions
-            .vault()
-            .end_session(state.tenant, &state.session_id)
-            .await
-        {
+    if let Some(vault) = plane
+        .sessions
+        .vault()
+        .filter(|_| plane.config.end_session_on_exfiltration)
+    {
+        if let Err(e) = vault.end_session(state.tenant, &state.session_id).await {
             tracing::error!(error = %e, "could not end the session after an exfiltration attempt");
         }
     }

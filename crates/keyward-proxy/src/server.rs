@@ -2,6 +2,7 @@
 //! one port, each connection on its own task, graceful shutdown that lets streams finish.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,20 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub async fn serve(
     plane: Arc<DataPlane>,
     listener: TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    serve_with(listener, stop, move |req| dispatch(plane.clone(), req)).await;
+}
+
+/// The accept loop with any request handler (static config mode brings its own).
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<ResBody>> + Send + 'static,
+{
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut stopped = std::pin::pin!(async move {
@@ -44,10 +57,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let plane = plane.clone();
+                let handler = handler.clone();
                 let service = service_fn(move |req| {
-                    let plane = plane.clone();
-                    async move { Ok::<_, Infallible>(dispatch(plane, req).await) }
+                    let response = handler(req);
+                    async move { Ok::<_, Infallible>(response.await) }
                 });
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -80,7 +93,8 @@ async fn dispatch(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<Res
     }
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response<ResBody> {
+/// A small JSON answer (health checks).
+pub fn json(status: StatusCode, body: &'static str) -> Response<ResBody> {
     let mut response = Response::new(
         Full::new(Bytes::from_static(body.as_bytes()))
             .map_err(|never| -> BoxError { match never {} })

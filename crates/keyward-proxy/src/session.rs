@@ -78,6 +78,9 @@ pub struct SessionState {
     pub egress: Option<EgressPolicy>,
     /// Hosts the session's credentials go to (always allowed by `deny-unlisted`).
     pub credential_hosts: Vec<String>,
+    /// The limits of the session's tenant, agent and session, read on its first call (this
+    /// view is rebuilt after any change, limits included).
+    pub limits: tokio::sync::OnceCell<crate::limits::ScopeSet>,
 }
 
 impl SessionState {
@@ -143,6 +146,27 @@ impl SessionState {
         };
         let host = host.to_ascii_lowercase();
         policy.matches(&host) || self.credential_hosts.contains(&host)
+    }
+
+    /// A state with no vault session behind it (static config mode): no credentials of its
+    /// own, only what `redactor` scrubs from responses. The caller names the call's session.
+    pub fn standalone(tenant_name: &str, redactor: Redactor) -> Self {
+        SessionState {
+            epoch: 0,
+            tenant: TenantId(0),
+            tenant_name: tenant_name.to_owned(),
+            session_id: String::new(),
+            agent: None,
+            user_id: None,
+            mode: SessionMode::Gateway,
+            builtin: Vec::new(),
+            llm: None,
+            custom: Vec::new(),
+            redactor,
+            egress: None,
+            credential_hosts: Vec::new(),
+            limits: Default::default(),
+        }
     }
 
     fn build(resolved: ResolvedSession, epoch: u64, token: &str) -> Self {
@@ -242,6 +266,7 @@ impl SessionState {
         SessionState {
             egress,
             credential_hosts,
+            limits: Default::default(),
             epoch,
             tenant: session.tenant,
             tenant_name: resolved.tenant_name.clone(),
@@ -309,7 +334,8 @@ pub const SESSION_TOKEN_PREFIX: &str = "kw_s_";
 
 /// Token digest → session state.
 pub struct SessionCache {
-    vault: Vault,
+    /// `None` in static config mode: no token is a session token there.
+    vault: Option<Vault>,
     map: ArcSwap<HashMap<[u8; 32], Arc<SessionState>>>,
 }
 
@@ -319,28 +345,51 @@ const MAX_CACHED: usize = 100_000;
 impl SessionCache {
     pub fn new(vault: Vault) -> Self {
         Self {
-            vault,
+            vault: Some(vault),
             map: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
-    pub fn vault(&self) -> &Vault {
-        &self.vault
+    /// A cache with no vault behind it: every lookup finds nothing.
+    pub fn without_vault() -> Self {
+        Self {
+            vault: None,
+            map: ArcSwap::from_pointee(HashMap::new()),
+        }
     }
 
-    /// The live session a token belongs to, or `None` if the token is unknown or ended.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.vault.as_ref()
+    }
+
+    /// The live session a token belongs to, or `None` if the token is unknown or ended. An
+    /// agent's gateway token (`kw_a_…`) resolves to a synthetic session with the agent's
+    /// bundles, cached the same way: a token rotation bumps the epoch, so the old token stops
+    /// on its next request.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<SessionState>>, VaultError> {
-        if !token.starts_with(SESSION_TOKEN_PREFIX) {
+        let Some(vault) = &self.vault else {
+            return Ok(None);
+        };
+        let agent = token.starts_with(keyward_vault::AGENT_TOKEN_PREFIX);
+        if !agent && !token.starts_with(SESSION_TOKEN_PREFIX) {
             return Ok(None);
         }
         let digest = token::digest(token);
-        let epoch = self.vault.epoch();
+        let epoch = vault.epoch();
         if let Some(state) = self.map.load().get(&digest) {
             if state.epoch == epoch {
                 return Ok(Some(state.clone()));
             }
         }
-        let Some(session) = self.vault.session_by_token(token).await? else {
+        let resolved = if agent {
+            vault.resolve_agent_token(token).await?
+        } else {
+            match vault.session_by_token(token).await? {
+                Some(session) => Some(vault.resolve_session(&session).await?),
+                None => None,
+            }
+        };
+        let Some(resolved) = resolved else {
             self.map.rcu(|m| {
                 let mut m = HashMap::clone(m);
                 m.remove(&digest);
@@ -348,7 +397,6 @@ impl SessionCache {
             });
             return Ok(None);
         };
-        let resolved = self.vault.resolve_session(&session).await?;
         let state = Arc::new(SessionState::build(resolved, epoch, token));
         self.map.rcu(|m| {
             let mut m = if m.len() >= MAX_CACHED {

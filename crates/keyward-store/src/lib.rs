@@ -5,8 +5,10 @@
 //! Backends: [`sqlite::SqliteStore`] (the embedded default: one WAL file, `synchronous=FULL`, so
 //! an acknowledged write survives `kill -9`).
 
+mod agent;
 mod audit;
 mod error;
+mod limits;
 mod model;
 mod session;
 pub mod sqlite;
@@ -14,8 +16,12 @@ pub mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use agent::{AgentRecord, BundleDeletion};
 pub use audit::{AuditFilter, AuditStore, StoredAuditRecord};
 pub use error::StoreError;
+pub use limits::{
+    LimitScope, LimitStore, Limits, SessionLimits, UsageGroup, UsageGroupBy, UsageQuery, UsageStore,
+};
 pub use model::*;
 pub use session::SessionRecord;
 
@@ -23,7 +29,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Everything keyward persists. Implementations must make each method atomic.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LimitStore + UsageStore + Send + Sync + 'static {
     /// A value of the install's own settings (master-key fingerprint, schema notes).
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
@@ -101,5 +107,51 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         id: &str,
         bundles: &[(BundleId, String)],
+    ) -> Result<()>;
+
+    /// Mark a live bundle deleted unless an agent has it attached, in one transaction (so an
+    /// attach cannot slip in between the check and the delete).
+    async fn delete_bundle_unless_attached(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BundleDeletion>;
+
+    /// Create an agent. [`StoreError::Exists`] if the tenant has an agent of this name.
+    async fn create_agent(&self, tenant: TenantId, agent: &AgentRecord) -> Result<()>;
+    async fn agent(&self, tenant: TenantId, name: &str) -> Result<Option<AgentRecord>>;
+    /// The tenant's agents, sorted by name.
+    async fn list_agents(&self, tenant: TenantId) -> Result<Vec<AgentRecord>>;
+    /// An agent by the SHA-256 digest of its gateway token; the caller compares the digest in
+    /// constant time.
+    async fn agent_by_token_digest(&self, digest: &[u8]) -> Result<Option<AgentRecord>>;
+    /// Delete an agent and its attachments; `false` if the tenant has no such agent.
+    async fn delete_agent(&self, tenant: TenantId, name: &str) -> Result<bool>;
+    /// Replace an agent's token digest; `false` if the tenant has no such agent.
+    async fn set_agent_token(&self, tenant: TenantId, name: &str, digest: &[u8]) -> Result<bool>;
+    /// Replace an agent's attached bundles if they are still `expected` (compare-and-set, so
+    /// two concurrent attaches cannot both pass the vault's checks). [`StoreError::Conflict`]
+    /// if they changed or a newly listed bundle is no longer live; [`StoreError::NotFound`]
+    /// if the agent is gone.
+    async fn set_agent_bundles(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        expected: &[BundleId],
+        bundles: &[BundleId],
+    ) -> Result<()>;
+    /// Names of the tenant's agents that have this bundle attached, sorted.
+    async fn agents_with_bundle(&self, tenant: TenantId, bundle: BundleId) -> Result<Vec<String>>;
+
+    /// The entry versions a session last received in its env (name, version).
+    async fn session_reads(&self, tenant: TenantId, session: &str) -> Result<Vec<(String, i64)>>;
+    /// Replace what [`Store::session_reads`] returns. [`StoreError::NotFound`] if the tenant
+    /// has no such session.
+    async fn set_session_reads(
+        &self,
+        tenant: TenantId,
+        session: &str,
+        reads: &[(String, i64)],
     ) -> Result<()>;
 }

@@ -27,6 +27,10 @@ id_type!(
     /// A bundle's internal id, stable across rotations, distinct after delete + re-create.
     BundleId
 );
+id_type!(
+    /// An agent's internal id. Clients name agents; the id ties attachments to one agent.
+    AgentId
+);
 
 #[derive(Debug, Clone)]
 pub struct Tenant {

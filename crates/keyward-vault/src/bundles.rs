@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 use keyward_core::{caps, ErrorCode, KeyName, Name};
 use keyward_crypto::{Aad, DataKey, Secret};
-use keyward_store::{Bundle, BundleId, BundleMeta, Entry, EntryValue, StoreError, TenantId};
+use keyward_store::{
+    Bundle, BundleDeletion, BundleId, BundleMeta, Entry, EntryValue, StoreError, TenantId,
+};
 
 use crate::{BundleChanged, InjectionRule, Result, Vault, VaultError, VaultEvent};
 
@@ -311,12 +313,18 @@ impl Vault {
             .bundle(tenant, name.as_str())
             .await?
             .ok_or_else(not_found)?;
-        if !self
+        // Seed 004: a bundle attached to an agent cannot be deleted (checked in the same
+        // transaction as the delete).
+        match self
             .store()
-            .delete_bundle(tenant, name.as_str(), Utc::now())
+            .delete_bundle_unless_attached(tenant, name.as_str(), Utc::now())
             .await?
         {
-            return Err(not_found());
+            BundleDeletion::Deleted => {}
+            BundleDeletion::NotFound => return Err(not_found()),
+            BundleDeletion::Attached(agents) => {
+                return Err(crate::agents::bundle_attached(name.as_str(), &agents))
+            }
         }
         self.bump_epoch();
         let _ = self
@@ -381,6 +389,13 @@ impl Vault {
                     .map(|(k, (d, _))| (k.clone(), d.clone()))
                     .collect(),
             )?;
+            // The rules of seed 004 hold for the agents this bundle is attached to.
+            let keys = wanted.iter().map(|(k, d)| (k.clone(), d.is_secret));
+            let llm_base_url = wanted
+                .get(keyward_core::providers::LLM_BASE_URL)
+                .and_then(|d| d.value.expose_str().map(str::to_owned));
+            self.check_agents_after_rotation(tenant, id, &current.meta.name, keys, llm_base_url)
+                .await?;
             let mut changed: BTreeSet<String> = old
                 .keys()
                 .filter(|k| !wanted.contains_key(*k))

@@ -57,11 +57,15 @@ enum Role {
 }
 
 fn role(entry: &OpenedEntry) -> Role {
-    let name = entry.name.as_str();
+    role_of(&entry.name, entry.is_secret, entry.injection.is_some())
+}
+
+/// [`role`] from what is known without decrypting the entry.
+fn role_of(name: &str, is_secret: bool, has_injection: bool) -> Role {
     if name == providers::LLM_BASE_URL || name == providers::LLM_MODEL {
         return Role::Withheld;
     }
-    if !entry.is_secret {
+    if !is_secret {
         // A variable is plain configuration by definition (seed 004), whatever its name.
         return Role::Plain;
     }
@@ -69,10 +73,27 @@ fn role(entry: &OpenedEntry) -> Role {
         Role::Builtin(rule)
     } else if name == providers::LLM_API_KEY {
         Role::Llm
-    } else if entry.injection.is_some() {
+    } else if has_injection {
         Role::Custom
     } else {
         Role::Plain
+    }
+}
+
+/// Whether the agent holds this entry's value in its env, where it stays as it was until the
+/// agent re-reads its env (SPEC 7, "Synced"). Credentials keyward injects are not: the data
+/// plane uses the new value on the very next request. `LLM_MODEL` is (the agent sees it);
+/// `LLM_BASE_URL` only in proxy mode (in gateway mode it stays server-side).
+pub(crate) fn delivered_as_env(
+    name: &str,
+    is_secret: bool,
+    has_injection: bool,
+    mode: SessionMode,
+) -> bool {
+    match role_of(name, is_secret, has_injection) {
+        Role::Plain => true,
+        Role::Withheld => name == providers::LLM_MODEL || mode == SessionMode::Proxy,
+        Role::Builtin(_) | Role::Llm | Role::Custom => false,
     }
 }
 

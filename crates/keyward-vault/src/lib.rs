@@ -4,12 +4,14 @@
 //! creates and resolves sessions, and announces every rotation and every ended session on a
 //! broadcast channel (for `config_update` frames and the data plane's caches).
 
+mod agents;
 mod auth;
 mod bundles;
 pub mod env;
 mod error;
 mod events;
 pub mod injection;
+pub mod limits;
 mod master;
 mod sessions;
 pub use master::MasterKeyCheck;
@@ -20,6 +22,9 @@ use std::sync::{Arc, RwLock};
 use keyward_crypto::{DataKey, MasterKey};
 use keyward_store::{Store, TenantId};
 
+pub use agents::{
+    Agent, IssuedAgent, NewAgent, SessionSync, AGENT_SESSION_PREFIX, AGENT_TOKEN_PREFIX,
+};
 pub use auth::{IssuedToken, Principal};
 pub use bundles::{BundleInput, OpenedEntry, PatchInput, RotationOutcome};
 pub use env::credential_placeholder;

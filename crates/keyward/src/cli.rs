@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage secret bundles
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCmd),
+    /// Manage agents: attached bundles, manifest check, gateway token
+    #[command(subcommand)]
+    Agents(commands::agents::AgentsCmd),
     /// Manage tenants (operator)
     #[command(subcommand)]
     Tenants(commands::tenants::TenantsCmd),
@@ -59,6 +62,11 @@ pub enum Command {
     /// Read, export and verify your tenant's audit log
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
+    /// Your tenant's usage: requests, tokens and cost, grouped by agent, session, model…
+    Usage(commands::usage::UsageArgs),
+    /// Rate limits and budgets on your tenant, an agent or a session
+    #[command(subcommand)]
+    Limits(commands::limits::LimitsCmd),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -66,10 +74,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(&global, args).await,
         Command::Secrets(cmd) => commands::secrets::run(&global, cmd).await,
+        Command::Agents(cmd) => commands::agents::run(&global, cmd).await,
         Command::Tenants(cmd) => commands::tenants::run(&global, cmd).await,
         Command::Tokens(cmd) => commands::tokens::run(&global, cmd).await,
         Command::Admin(cmd) => commands::admin::run(&global, cmd).await,
         Command::Run(args) => commands::run::run(&global, args).await,
         Command::Audit(cmd) => commands::audit::run(&global, cmd).await,
+        Command::Usage(args) => commands::usage::run(&global, args).await,
+        Command::Limits(cmd) => commands::limits::run(&global, cmd).await,
     }
 }

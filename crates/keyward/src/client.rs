@@ -193,6 +193,10 @@ impl ApiClient {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    pub async fn put(&self, path: &[&str], body: &Value) -> Result<Value, ClientError> {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &[&str]) -> Result<Value, ClientError> {
         self.send(Method::DELETE, path, None).await
     }

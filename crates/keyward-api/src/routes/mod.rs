@@ -1,13 +1,16 @@
 //! Routes of the control API, one module per resource.
 
 mod admin;
+mod agents;
 mod audit;
 mod health;
+mod limits;
 mod secrets;
 mod session_auth;
 mod session_events;
 mod sessions;
 mod tenants;
+mod usage;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -18,8 +21,13 @@ use keyward_core::ErrorCode;
 use crate::{ApiError, AppState};
 
 pub use admin::__path_rotate_master_key;
+pub use agents::{
+    __path_agent_sessions, __path_attach_bundle, __path_create_agent, __path_delete_agent,
+    __path_detach_bundle, __path_get_agent, __path_list_agents, __path_rotate_agent_token,
+};
 pub use audit::{__path_list_audit, __path_verify_audit};
 pub use health::{__path_ca_pem, __path_healthz, __path_openapi_json, __path_readyz};
+pub use limits::{__path_clear_limits, __path_get_limits, __path_put_limits};
 pub use secrets::{
     __path_create_bundle, __path_delete_bundle, __path_get_bundle, __path_list_bundles,
     __path_patch_bundle, __path_replace_bundle,
@@ -30,6 +38,7 @@ pub use sessions::{
     __path_resume_session, __path_revoke_session, __path_session_env,
 };
 pub use tenants::{__path_create_tenant, __path_create_token, __path_revoke_token, __path_whoami};
+pub use usage::__path_usage;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,8 +46,11 @@ pub fn routes() -> Router<AppState> {
         .merge(tenants::routes())
         .merge(secrets::routes())
         .merge(sessions::routes())
+        .merge(agents::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(limits::routes())
+        .merge(usage::routes())
 }
 
 pub async fn not_found() -> ApiError {

@@ -42,7 +42,8 @@ pub struct LlmBody {
 /// `POST /v1/sessions`. Unknown fields (seed 001's `template`) are accepted and ignored.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateSessionBody {
-    /// The agent's name.
+    /// The agent's name: the session inherits its bundles (before its own) and its egress
+    /// policy. Seed 001's object form (`{"kind": …}`) is accepted and names no agent.
     #[schema(value_type = Option<String>)]
     pub agent: Option<serde_json::Value>,
     /// `gateway` (default) or `proxy`.
@@ -68,6 +69,8 @@ impl CreateSessionBody {
         let agent = match self.agent {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(name)) => Some(name),
+            // Seed 001's example sends `{"kind": "deictic"}`: a runtime hint, not an agent.
+            Some(serde_json::Value::Object(_)) => None,
             Some(_) => return Err(invalid("agent must be an agent name (a string)")),
         };
         let mode = match self.mode.as_deref() {
@@ -101,7 +104,7 @@ impl CreateSessionBody {
     request_body = CreateSessionBody, security(("bearer" = [])),
     responses(
         (status = 201, body = SessionCreated, description = "session created"),
-        (status = 400, body = ErrorEnvelope, description = "too_many_bundles, invalid_name, unknown_bundle, secret_key_collision, reserved_key_name, invalid_key_name, invalid_request"),
+        (status = 400, body = ErrorEnvelope, description = "too_many_bundles, invalid_name, unknown_bundle, unknown_agent, secret_key_collision, reserved_key_name, invalid_key_name, invalid_request"),
         (status = 401, body = ErrorEnvelope)))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -217,6 +220,11 @@ pub async fn session_env(
 ) -> Result<Json<SessionEnv>, ApiError> {
     let reader = authorize(&state, &headers, &id).await?;
     let resolved = state.vault.resolve_session(&reader.session).await?;
+    // What the session now holds, for its agent's Synced indicator (seed 004).
+    state
+        .vault
+        .record_env_read(&reader.session, &resolved.entries)
+        .await;
     let env = match &reader.session_token {
         Some(token) => state
             .vault

@@ -1,7 +1,9 @@
 //! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, so a write that
 //! returned survives `kill -9` (and power loss) at any instant.
 
+mod agents;
 mod audit;
+mod limits;
 mod rows;
 mod sessions;
 
@@ -12,8 +14,8 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::{AgentId, AgentRecord, BundleDeletion, EntryValue, SessionRecord, TokenRecord};
 use crate::{Bundle, BundleId, BundleMeta, Entry, Result, Store, StoreError, Tenant, TenantId};
-use crate::{EntryValue, SessionRecord, TokenRecord};
 use rows::{bundle_meta_from_row, entry_from_row, tenant_from_row, token_from_row, ts};
 
 /// Schema migrations, applied in order; `meta.schema_version` records the last one applied.
@@ -21,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 
 pub struct SqliteStore {
@@ -437,5 +441,65 @@ impl Store for SqliteStore {
         bundles: &[(BundleId, String)],
     ) -> Result<()> {
         sessions::set_bundles(&self.pool, tenant, id, bundles).await
+    }
+
+    async fn delete_bundle_unless_attached(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BundleDeletion> {
+        agents::delete_bundle_unless_attached(&self.pool, tenant, name, now).await
+    }
+
+    async fn create_agent(&self, tenant: TenantId, agent: &AgentRecord) -> Result<()> {
+        agents::create(&self.pool, tenant, agent).await
+    }
+
+    async fn agent(&self, tenant: TenantId, name: &str) -> Result<Option<AgentRecord>> {
+        agents::get(&self.pool, tenant, name).await
+    }
+
+    async fn list_agents(&self, tenant: TenantId) -> Result<Vec<AgentRecord>> {
+        agents::list(&self.pool, tenant).await
+    }
+
+    async fn agent_by_token_digest(&self, digest: &[u8]) -> Result<Option<AgentRecord>> {
+        agents::by_token_digest(&self.pool, digest).await
+    }
+
+    async fn delete_agent(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        agents::delete(&self.pool, tenant, name).await
+    }
+
+    async fn set_agent_token(&self, tenant: TenantId, name: &str, digest: &[u8]) -> Result<bool> {
+        agents::set_token(&self.pool, tenant, name, digest).await
+    }
+
+    async fn set_agent_bundles(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        expected: &[BundleId],
+        bundles: &[BundleId],
+    ) -> Result<()> {
+        agents::set_bundles(&self.pool, tenant, agent, expected, bundles).await
+    }
+
+    async fn agents_with_bundle(&self, tenant: TenantId, bundle: BundleId) -> Result<Vec<String>> {
+        agents::with_bundle(&self.pool, tenant, bundle).await
+    }
+
+    async fn session_reads(&self, tenant: TenantId, session: &str) -> Result<Vec<(String, i64)>> {
+        agents::session_reads(&self.pool, tenant, session).await
+    }
+
+    async fn set_session_reads(
+        &self,
+        tenant: TenantId,
+        session: &str,
+        reads: &[(String, i64)],
+    ) -> Result<()> {
+        agents::set_session_reads(&self.pool, tenant, session, reads).await
     }
 }

@@ -76,7 +76,7 @@ fn check_collisions(bundles: &[Bundle], code: ErrorCode) -> Result<()> {
 /// when a session is created or resumed; if a later rotation adds a key that another bundle
 /// of the session already has, the bundle listed first keeps it rather than breaking a
 /// running session.
-fn merge(opened: Vec<Vec<OpenedEntry>>) -> Vec<OpenedEntry> {
+pub(crate) fn merge(opened: Vec<Vec<OpenedEntry>>) -> Vec<OpenedEntry> {
     let mut merged: BTreeMap<String, OpenedEntry> = BTreeMap::new();
     for entries in opened {
         for entry in entries {
@@ -94,20 +94,15 @@ impl Vault {
         mut req: NewSession,
     ) -> Result<CreatedSession> {
         let names = validate::check_request(&mut req)?;
-        let bundles = self
-            .live_bundles(tenant, &names, |name| {
-                reject(
-                    ErrorCode::UnknownBundle,
-                    format!("secrets: no secret bundle named {name} in this tenant"),
-                )
-            })
-            .await?;
+        // The agent's bundles first, then the request's own (see `agents::sessions`).
+        let bundles = self.session_bundles(tenant, &mut req, &names).await?;
         check_collisions(&bundles, ErrorCode::SecretKeyCollision)?;
         let mut opened = Vec::with_capacity(bundles.len());
         for bundle in &bundles {
             opened.push(self.open_bundle(tenant, bundle).await?);
         }
-        let managed = crate::env::managed_keys(&merge(opened), &req.llm);
+        let merged = merge(opened);
+        let managed = crate::env::managed_keys(&merged, &req.llm);
         if let Some(key) = req.env.keys().find(|k| managed.contains(*k)) {
             return Err(reject(
                 ErrorCode::InvalidRequest,
@@ -135,6 +130,7 @@ impl Vault {
         let sealed = sealed_env::seal(&data_key, tenant, &session.id, &token_text, &req.env)?;
         let record = store_form::to_record(&session, token::digest(&token_text).to_vec(), sealed)?;
         self.store().create_session(tenant, &record).await?;
+        self.record_env_read(&session, &merged).await;
         Ok(CreatedSession {
             session,
             token: token_text,
@@ -313,7 +309,7 @@ impl Vault {
 
     /// The live bundles of these names, in order; `missing` builds the error for one that
     /// does not exist.
-    async fn live_bundles(
+    pub(crate) async fn live_bundles(
         &self,
         tenant: TenantId,
         names: &[Name],

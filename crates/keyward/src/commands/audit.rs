@@ -244,7 +244,7 @@ fn describe(r: &Value) -> String {
 
 /// `--since`/`--until`: RFC 3339 passes through; an age (`90s`, `30m`, `2h`, `7d`) becomes
 /// now minus that age.
-fn instant(flag: &str, raw: &str) -> anyhow::Result<String> {
+pub(crate) fn instant(flag: &str, raw: &str) -> anyhow::Result<String> {
     let raw = raw.trim();
     let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
     let seconds = match unit {

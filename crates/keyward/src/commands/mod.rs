@@ -2,13 +2,17 @@
 //! work offline on the data dir).
 
 pub mod admin;
+mod agent_bundle;
+pub mod agents;
 pub mod audit;
+pub mod limits;
 mod output;
 pub mod run;
 pub mod secrets;
 mod secrets_write;
 pub mod tenants;
 pub mod tokens;
+pub mod usage;
 
 use std::fmt;
 use std::process::ExitCode;

@@ -139,33 +139,58 @@ async fn run_child(args: &RunArgs, created: &Value) -> anyhow::Result<ExitCode> 
         env.insert("no_proxy".into(), "localhost,127.0.0.1,::1".into());
     }
     let (program, rest) = args.command.split_first().context("no command given")?;
+    // Listening before the child exists: a signal that arrives while it starts is passed on,
+    // instead of killing keyward run and leaving the child running on a session never ended.
+    let mut signals = Signals::listen()?;
     let mut child = tokio::process::Command::new(program)
         .args(rest)
         .env_clear()
         .envs(&env)
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let status = wait_forwarding_signals(&mut child).await?;
+    let status = wait_forwarding_signals(&mut child, &mut signals).await?;
     drop(scratch);
     Ok(exit_code(status))
+}
+
+/// The signals keyward run passes on to the child.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
 }
 
 /// Wait for the child, passing SIGINT, SIGTERM, SIGHUP and SIGQUIT on to it.
 async fn wait_forwarding_signals(
     child: &mut tokio::process::Child,
+    signals: &mut Signals,
 ) -> anyhow::Result<std::process::ExitStatus> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use tokio::signal::unix::{signal, SignalKind};
 
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut quit = signal(SignalKind::quit())?;
+    let Signals {
+        int,
+        term,
+        hup,
+        quit,
+    } = signals;
     loop {
         let forward = tokio::select! {
             status = child.wait() => return Ok(status?),

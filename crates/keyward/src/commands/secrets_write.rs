@@ -30,8 +30,9 @@ Examples:
       --inject-host api.crm.example --inject-header 'X-Custom-Auth: {CRM_KEY}'"
 )]
 pub struct SetArgs {
-    /// Bundle name (lowercase letters, digits, `-`); created if it does not exist
-    #[arg(value_name = "BUNDLE")]
+    /// Bundle name (lowercase letters, digits, `-`); created if it does not exist. An agent's
+    /// name writes to the agent's own bundle, AGENT-secrets, created and attached on first use
+    #[arg(value_name = "BUNDLE|AGENT")]
     pub bundle: String,
     /// Entries as KEY=VALUE (split at the first `=`); with --value-stdin, a single KEY
     #[arg(value_name = "KEY=VALUE", required = true)]
@@ -137,8 +138,14 @@ pub(crate) async fn set(global: &GlobalArgs, args: SetArgs) -> anyhow::Result<Ex
         }
     }
     let keys = changes.keys();
-    let (answer, created) = create_or_merge(&client, &args.bundle, &changes).await?;
+    let target = super::agent_bundle::resolve(&client, &args.bundle).await?;
+    let (answer, created) = create_or_merge(&client, &target.bundle, &changes).await?;
+    super::agent_bundle::attach(&client, &target).await?;
     let kind = if args.variable { " as variables" } else { "" };
+    let kind = match &target.agent {
+        Some(agent) => format!("{kind} for agent {agent}"),
+        None => kind.to_owned(),
+    };
     report(
         global,
         &answer,

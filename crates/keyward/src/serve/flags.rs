@@ -35,6 +35,10 @@ pub struct OutboundArgs {
     /// Seconds a response may stall between two chunks
     #[arg(long, value_name = "SECS", default_value = "300", value_parser = duration)]
     pub idle_timeout: Duration,
+    /// Price table replacing the built-in one: YAML, JSON or TOML mapping each model to USD per
+    /// million tokens, {input, output, cache_read, cache_write} (optionally under `models:`)
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
 }
 
 fn duration(raw: &str) -> Result<Duration, String> {
@@ -52,6 +56,11 @@ impl OutboundArgs {
             end_session_on_exfiltration: self.end_session_on_exfiltration,
             ..ProxyConfig::default()
         };
+        if let Some(path) = &self.prices {
+            let table = keyward_proxy::prices::PriceTable::from_path(path)?;
+            tracing::info!(models = table.len(), file = %path.display(), "price table loaded");
+            config.prices = std::sync::Arc::new(table);
+        }
         for raw in &self.upstreams {
             let (name, url) = parse_upstream(raw)?;
             config.upstream_overrides.insert(name, url);

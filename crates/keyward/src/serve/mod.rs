@@ -5,6 +5,7 @@ pub mod ca;
 mod flags;
 mod logging;
 pub mod master_key;
+mod static_config;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,6 +26,11 @@ use master_key::KeySource;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// Static config mode: serve the listeners and routes of this YAML (or .toml) file, with no
+    /// database and no control API. --api-listen, --proxy-listen and --public-url do not apply;
+    /// the outbound flags do. The file is reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address of the control API
     #[arg(long, default_value = "127.0.0.1:8420", value_name = "ADDR")]
     pub api_listen: SocketAddr,
@@ -38,6 +44,11 @@ pub struct ServeArgs {
     /// Set it when keyward runs behind a load balancer or in a container.
     #[arg(long, value_name = "URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
+    /// Keyless free tier: a shared provider key (YAML, JSON or TOML: provider, key as "$ENV"
+    /// or {file: PATH}, allowed_models, requests_per_minute per tenant) that sessions without a
+    /// key of their own for that provider use
+    #[arg(long, value_name = "FILE")]
+    pub free_tier: Option<PathBuf>,
     #[command(flatten)]
     pub outbound: flags::OutboundArgs,
 }
@@ -57,7 +68,15 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     logging::init(args.log_format);
-    let proxy_config = args.outbound.to_config()?;
+    if let Some(config) = &args.config {
+        return static_config::run(global, &args, config).await;
+    }
+    let mut proxy_config = args.outbound.to_config()?;
+    if let Some(path) = &args.free_tier {
+        let tier = keyward_proxy::free_tier::FreeTier::from_path(path)?;
+        tracing::info!(provider = ?tier.provider, rpm = tier.requests_per_minute, "free tier enabled");
+        proxy_config.free_tier = Some(Arc::new(tier));
+    }
     let dir = datadir::resolve(global.data_dir.as_deref())?;
     datadir::ensure(&dir)?;
     let (key, source) = master_key::load_or_create(&dir)?;

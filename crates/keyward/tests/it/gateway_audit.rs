@@ -178,7 +178,7 @@ async fn the_canary_keys_appear_nowhere_after_echoes_and_errors() -> anyhow::Res
     seen.push(anthropic_stream(&gw, &session).await?.everything());
     gw.openai.set_behavior(Behavior::Status(500));
     seen.push(openai_chat(&gw, &session.token).await?.everything());
-    // The key sent back as a query parameter and in headers the agent chose.
+    // The session token in the query string (masked in the audit), and an ordinary header.
     gw.openai.set_behavior(Behavior::Normal);
     let with_query = format!("{chat_url}?api_key={}", session.token);
     seen.push(
@@ -247,6 +247,12 @@ async fn the_canary_keys_appear_nowhere_after_echoes_and_errors() -> anyhow::Res
             .any(|r| r["request_headers"]["x-trace"] == "t-1"),
         "ordinary headers are kept: {audit_text}"
     );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["path"] == "/openai/v1/chat/completions?api_key=***"),
+        "the token in the query is masked: {audit_text}"
+    );
 
     gw.kw.terminate().await?;
     let logs = gw.kw.logs();
@@ -261,6 +267,7 @@ async fn the_canary_keys_appear_nowhere_after_echoes_and_errors() -> anyhow::Res
     assert_absent_in_dir(gw.kw.data_dir(), &session.token);
     Ok(())
 }
+
 #[tokio::test]
 async fn metrics_count_calls_and_both_listeners_answer_health() -> anyhow::Result<()> {
     let (gw, session) = Gateway::with_provider_session(&[]).await?;

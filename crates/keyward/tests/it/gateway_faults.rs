@@ -167,6 +167,7 @@ async fn an_agent_leaving_mid_stream_is_audited_as_client_disconnected() -> anyh
     };
     let (gw, session) = faulty(stall, &[]).await?;
     let client = http();
+    let started = Instant::now();
     let mut resp = client
         .post(gw.url("/openai/v1/chat/completions"))
         .bearer_auth(&session.token)
@@ -176,6 +177,12 @@ async fn an_agent_leaving_mid_stream_is_audited_as_client_disconnected() -> anyh
     assert_eq!(resp.status(), 200);
     let first = resp.chunk().await?.unwrap_or_default();
     assert!(!first.is_empty());
+    // The first event arrives while the upstream still stalls: nothing is buffered.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "first chunk after {:?}; the upstream sent it at once, then stalled 2 s",
+        started.elapsed()
+    );
     drop(resp);
     drop(client);
     let record = gw.audit_nth(&session.id, 1).await?;

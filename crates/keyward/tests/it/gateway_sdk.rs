@@ -94,6 +94,12 @@ async fn openai_sdk_gets_the_real_key_streams_and_is_metered() -> anyhow::Result
         assert_eq!(record["path"], "/openai/v1/chat/completions", "{record}");
         assert_eq!(record["method"], "POST");
         assert_eq!(record["session"], session.id.as_str());
+        assert_eq!(record["user_id"], "usr_gw", "{record}");
+        assert_eq!(record["tenant"], "default", "{record}");
+        let ttfb = record["ttfb_ms"].as_u64().expect("ttfb_ms");
+        assert!(record["duration_ms"].as_u64() >= Some(ttfb), "{record}");
+        assert!(record["bytes_in"].as_u64() > Some(0), "{record}");
+        assert!(record["bytes_out"].as_u64() > Some(0), "{record}");
     }
     Ok(())
 }

@@ -208,7 +208,9 @@ async fn bad_session_requests_are_400_and_store_nothing() -> anyhow::Result<()> 
             "invalid_request",
         ),
         (json!({"mode": "tunnel"}), "invalid_request"),
-        (json!({"agent": {"kind": "deictic"}}), "invalid_request"),
+        // Seed 001's `{"kind": …}` object is accepted (no agent); other shapes are not.
+        (json!({"agent": 42}), "invalid_request"),
+        (json!({"agent": "ghost"}), "unknown_agent"),
         (json!({"user_id": "u".repeat(257)}), "invalid_request"),
     ] {
         let (status, answer) = admin.post(SESSIONS, Some(body.clone())).await?;

@@ -197,3 +197,7 @@ pub fn foreign_master_key(seed: u8) -> String {
 
 /// Helpers of the data-plane (`gateway*`) modules.
 pub mod gateway;
+/// Helpers of the proxy-mode (`proxy_*`, `keyward_run`) modules.
+pub mod proxy;
+/// Hand-written CONNECT and absolute-form requests to the data plane.
+pub mod raw_proxy;

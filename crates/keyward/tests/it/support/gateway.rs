@@ -63,7 +63,7 @@ impl Gateway {
         })
     }
 
-    /// Bundle `providers` with both canary keys, and a session on it.
+    /// Bundle `providers` with both canary keys, and a session on it for user `usr_gw`.
     pub async fn with_provider_session(extra: &[&str]) -> anyhow::Result<(Self, Session)> {
         let gw = Self::start(extra).await?;
         gw.bundle(
@@ -71,7 +71,9 @@ impl Gateway {
             json!({"OPENAI_API_KEY": CANARY_OPENAI, "ANTHROPIC_API_KEY": CANARY_ANTHROPIC}),
         )
         .await?;
-        let session = gw.session(json!({"secrets": ["providers"]})).await?;
+        let session = gw
+            .session(json!({"secrets": ["providers"], "user_id": "usr_gw"}))
+            .await?;
         Ok((gw, session))
     }
 
@@ -243,7 +245,7 @@ pub async fn openai_chat(gw: &Gateway, token: &str) -> anyhow::Result<Reply> {
     .await
 }
 
-/// Asserts `{"error": {"code": code, …}}` with that status.
+/// Asserts `{"error": {"code": code, …}}` with that status, JSON, and no canary key in it.
 #[track_caller]
 pub fn assert_proxy_error(reply: &Reply, status: u16, code: &str) {
     let body = reply.json();
@@ -266,6 +268,8 @@ pub fn assert_proxy_error(reply: &Reply, status: u16, code: &str) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     assert!(ct.contains("json"), "content-type {ct:?}");
+    assert_no_secret(&reply.everything(), CANARY_OPENAI, "an error answer");
+    assert_no_secret(&reply.everything(), CANARY_ANTHROPIC, "an error answer");
 }
 
 /// Panics if `text` holds `secret` in any of the encodings an echoing upstream uses.
