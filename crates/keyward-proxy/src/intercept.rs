@@ -50,12 +50,23 @@ pub async fn serve(
         .client_hello()
         .server_name()
         .map(str::to_ascii_lowercase);
-    if sni.as_deref() != Some(host.as_str()) {
-        // No certificate is minted for a name other than the CONNECT host: the handshake is
-        // dropped and the attempt audited.
-        audit_refused(&plane, &token, &host, ProxyError::SniMismatch).await;
-        return;
-    }
+    let config = match sni {
+        Some(name) if name == host => config,
+        // Clients send no SNI for an IP address (RFC 6066): then the CONNECT host itself, an
+        // IP literal, is what the certificate is minted for.
+        None if host.parse::<std::net::IpAddr>().is_ok() => {
+            match plane.minter.as_ref().map(|m| m.certified_key(&host)) {
+                Some(Ok(key)) => crate::mint::fixed_server_config(key),
+                _ => return,
+            }
+        }
+        _ => {
+            // No certificate is minted for a name other than the CONNECT host: the
+            // handshake is dropped and the attempt audited.
+            audit_refused(&plane, &token, &host, ProxyError::SniMismatch).await;
+            return;
+        }
+    };
     let Ok(tls) = start.into_stream(config).await else {
         return;
     };

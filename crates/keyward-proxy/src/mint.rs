@@ -150,13 +150,32 @@ impl ResolvesServerCert for Minter {
     }
 }
 
+/// Always the same certificate: for a connection whose host is known without SNI.
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A TLS configuration serving one minted certificate (an IP-literal CONNECT host).
+pub fn fixed_server_config(key: Arc<CertifiedKey>) -> Arc<rustls::ServerConfig> {
+    build_server_config(Arc::new(FixedCert(key)))
+}
+
 /// The server-side TLS configuration of intercepted connections: HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(minter: Arc<Minter>) -> Arc<rustls::ServerConfig> {
+    build_server_config(minter)
+}
+
+fn build_server_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder =
         rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions();
     let mut config = match builder {
-        Ok(b) => b.with_no_client_auth().with_cert_resolver(minter),
+        Ok(b) => b.with_no_client_auth().with_cert_resolver(resolver),
         // The ring provider supports the default protocol versions; this cannot fail.
         Err(_) => unreachable!("ring supports TLS 1.2 and 1.3"),
     };

@@ -78,6 +78,18 @@ pub async fn serve_with<H, F>(
 }
 
 async fn dispatch(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<ResBody> {
+    if req.method() == http::Method::CONNECT {
+        return forward_proxy::connect(plane, req).await;
+    }
+    // An absolute-form target (`GET http://host/…`) is a forward-proxy request, whatever its
+    // path. HTTP/2 always carries scheme and authority, so there only CONNECT proxies.
+    let http1 = matches!(
+        req.version(),
+        http::Version::HTTP_10 | http::Version::HTTP_11
+    );
+    if http1 && req.uri().scheme().is_some() {
+        return forward_proxy::absolute(plane, req).await;
+    }
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
         "/readyz" => {
@@ -87,8 +99,6 @@ async fn dispatch(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<Res
                 ProxyError::AuditUnavailable.response()
             }
         }
-        _ if req.method() == http::Method::CONNECT => forward_proxy::connect(plane, req).await,
-        _ if req.uri().scheme().is_some() => forward_proxy::absolute(plane, req).await,
         _ => gateway::handle(plane, req).await,
     }
 }

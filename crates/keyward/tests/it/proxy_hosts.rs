@@ -216,7 +216,6 @@ async fn deny_unlisted_egress_allows_listed_and_credential_hosts_only() -> anyho
 /// Expected: for an IP-literal CONNECT host, a ClientHello without SNI gets a leaf with that IP
 /// as subject alternative name. Run with `--ignored` to see it fail.
 #[tokio::test]
-#[ignore = "bug: interception requires an SNI, which no client sends for an IP-literal host"]
 async fn an_ip_literal_llm_base_url_is_intercepted_without_sni() -> anyhow::Result<()> {
     let (llm, _ca_file, ca) = tls_mock().await?;
     let resolve = format!("127.0.0.1:{0}=127.0.0.1:{0}", llm.port());
@@ -250,7 +249,6 @@ async fn an_ip_literal_llm_base_url_is_intercepted_without_sni() -> anyhow::Resu
 /// through the proxy is answered by keyward itself (without proxy auth, unaudited) instead of
 /// being forwarded like every other plain-HTTP request. Run with `--ignored` to see it fail.
 #[tokio::test]
-#[ignore = "bug: the data plane answers an absolute-form /healthz itself instead of proxying it"]
 async fn an_absolute_form_healthz_is_proxied_not_answered_by_keyward() -> anyhow::Result<()> {
     let (plain, resolve) = plain_mock().await?;
     let px = ProxyKw::start(&["--resolve", &resolve]).await?;
