@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "JSON",
-        default_value = r#"{"requests_per_minute":100000000,"tokens_per_minute":100000000000}"#
+        default_value = r#"{"requests_per_minute":100000000,"tokens_per_minute":100000000000,"concurrent_requests":100000,"budget_usd_per_day":1000000}"#
     )]
     pub limits_json: String,
     /// Request body [default: a small chat request]
