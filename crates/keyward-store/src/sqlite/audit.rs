@@ -9,6 +9,9 @@ use super::rows::ts;
 use super::{is_unique_violation, SqliteStore};
 use crate::{AuditFilter, AuditStore, Result, StoreError, StoredAuditRecord};
 
+/// Records per INSERT statement in a batch append.
+const AUDIT_ROWS_PER_STATEMENT: usize = 128;
+
 fn record_from_row(row: &SqliteRow) -> Result<StoredAuditRecord> {
     Ok(StoredAuditRecord {
         seq: row.try_get("seq")?,
@@ -26,19 +29,20 @@ impl AuditStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for record in records {
-            sqlx::query(
-                "INSERT INTO audit (tenant, seq, record_json, prev_hash, hash) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&record.tenant)
-            .bind(record.seq)
-            .bind(&record.record_json)
-            .bind(&record.prev_hash)
-            .bind(&record.hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
+        // Multi-row INSERTs: one statement (one round trip to SQLite's thread) per chunk
+        // instead of one per record. 5 binds a row keeps a chunk far below SQLite's limit.
+        for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit (tenant, seq, record_json, prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(&record.tenant)
+                    .push_bind(record.seq)
+                    .push_bind(&record.record_json)
+                    .push_bind(&record.prev_hash)
+                    .push_bind(&record.hash);
+            });
+            insert.build().execute(&mut *tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Exists
                 } else {
