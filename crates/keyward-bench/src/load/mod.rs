@@ -2,9 +2,13 @@
 //! connection (hyper's low-level client, no pool), sending the next request as soon as the
 //! previous response has been read to its end. Latency is recorded per request in an HDR
 //! histogram. Only loopback targets are accepted, and every run is bounded in time.
+//!
+//! HTTPS targets (`--connect-to` or `--proxy`, with `--cacert`) run TLS on each connection,
+//! through an HTTP proxy's `CONNECT` tunnel when `--proxy` is given (keyward's proxy mode).
 
 mod report;
 mod spec;
+mod tls;
 mod worker;
 
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use anyhow::Context;
 
 pub use report::Report;
 pub use spec::Spec;
+pub use tls::Via;
 
 /// The longest run `load` accepts, in seconds (warmup and measurement each).
 pub const MAX_SECS: u64 = 600;
@@ -23,9 +28,25 @@ pub const DEFAULT_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"sy
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Target URL (http, loopback only), e.g. http://127.0.0.1:8421/openai/v1/chat/completions
+    /// Target URL: http (loopback only), e.g. http://127.0.0.1:8421/openai/v1/chat/completions,
+    /// or https with --connect-to or --proxy, e.g. https://api.openai.com/v1/chat/completions
     #[arg(long)]
     pub url: String,
+    /// HTTPS: connect to this loopback address instead of resolving the URL's host
+    #[arg(
+        long,
+        value_name = "ADDR",
+        conflicts_with = "proxy",
+        requires = "cacert"
+    )]
+    pub connect_to: Option<std::net::SocketAddr>,
+    /// HTTPS through this HTTP proxy (CONNECT tunnel, one per connection), loopback only;
+    /// credentials in the URL go in Proxy-Authorization: Basic, e.g. http://kw:TOKEN@127.0.0.1:8421
+    #[arg(long, value_name = "URL", requires = "cacert")]
+    pub proxy: Option<String>,
+    /// HTTPS: trust only the CA(s) in this PEM file
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Extra request header, `Name: value` (repeatable)
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
@@ -61,7 +82,17 @@ pub async fn cli(args: Args) -> anyhow::Result<()> {
         (None, Some(json)) => json.clone().into_bytes().into(),
         (None, None) => bytes::Bytes::from_static(DEFAULT_BODY.as_bytes()),
     };
-    let spec = Arc::new(Spec::new(&args.url, &args.headers, body)?);
+    let via = match (&args.connect_to, &args.proxy) {
+        (Some(addr), _) => Some(Via::Direct(*addr)),
+        (None, Some(url)) => Some(Via::Proxy(url.clone())),
+        (None, None) => None,
+    };
+    let spec = match (via, &args.cacert) {
+        (Some(via), Some(cacert)) => Spec::https(&args.url, &args.headers, body, &via, cacert)?,
+        (None, Some(_)) => anyhow::bail!("--cacert needs --connect-to or --proxy"),
+        (_, None) => Spec::new(&args.url, &args.headers, body)?,
+    };
+    let spec = Arc::new(spec);
     if args.warmup > 0 {
         run(spec.clone(), args.concurrency, args.warmup).await?;
     }

@@ -1,4 +1,6 @@
 //! What one load run sends: a parsed, loopback-only target and the request to repeat.
+//! `http://` URLs go straight to their (loopback) host; `https://` ones need a [`Via`]: the
+//! loopback address to connect to, or an HTTP proxy to tunnel through.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -8,10 +10,14 @@ use http::header::{HeaderName, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 
+use super::tls::{TlsRoute, Via};
+
 /// The request every worker sends, over and over.
 #[derive(Debug)]
 pub struct Spec {
     pub addr: SocketAddr,
+    /// HTTPS: how to open the connection (straight or through a proxy) and the TLS client.
+    pub tls: Option<TlsRoute>,
     path: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -36,6 +42,41 @@ impl Spec {
         };
         anyhow::ensure!(ip.is_loopback(), "the load generator only targets loopback");
         let addr = SocketAddr::new(ip, authority.port_u16().unwrap_or(80));
+        Self::build(&uri, addr, None, headers, body)
+    }
+
+    /// Parse `url` (https, any host name: it is the SNI, the certificate name and the `Host`)
+    /// reached `via` a loopback address or proxy, trusting only the CA(s) in `cacert`.
+    pub fn https(
+        url: &str,
+        headers: &[String],
+        body: Bytes,
+        via: &Via,
+        cacert: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+        anyhow::ensure!(
+            uri.scheme_str() == Some("https"),
+            "with --proxy, --connect-to or --cacert the URL must be https://"
+        );
+        let authority = uri.authority().context("the URL has no host")?;
+        let route = TlsRoute::new(
+            authority.host(),
+            authority.port_u16().unwrap_or(443),
+            via,
+            cacert,
+        )?;
+        Self::build(&uri, route.addr, Some(route), headers, body)
+    }
+
+    fn build(
+        uri: &Uri,
+        addr: SocketAddr,
+        tls: Option<TlsRoute>,
+        headers: &[String],
+        body: Bytes,
+    ) -> anyhow::Result<Self> {
+        let authority = uri.authority().context("the URL has no host")?;
         let path: Uri = uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
@@ -55,6 +96,7 @@ impl Spec {
         }
         Ok(Spec {
             addr,
+            tls,
             path,
             headers: map,
             body,

@@ -113,6 +113,14 @@ pub async fn run(spec: Arc<Spec>, until: Instant, latency_us: Histogram<u64>) ->
 async fn connect(
     spec: &Spec,
 ) -> anyhow::Result<http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+    if let Some(route) = &spec.tls {
+        let stream = route.open().await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        return Ok(sender);
+    }
     let stream = TcpStream::connect(spec.addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;

@@ -1,5 +1,7 @@
 //! The keyward side: `keyward serve` on a fresh data dir, a bundle with a fake OpenAI key, and
-//! a gateway session whose token the load generator presents.
+//! a session whose token the load generator presents: a gateway one against the plain HTTP
+//! upstream, or (proxy mode) a proxy one, with `api.openai.com:443` resolved to the mock's
+//! HTTPS port and its CA trusted.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,14 @@ struct ServerInfo {
     proxy_url: String,
 }
 
+/// How keyward reaches the mock upstream, and which session mode it is loaded through.
+pub enum Setup {
+    /// `--upstream openai=http://ADDR`, a gateway session.
+    Gateway(SocketAddr),
+    /// `--resolve api.openai.com:443=ADDR --upstream-ca CA`, a proxy-mode session.
+    Proxy { tls_addr: SocketAddr, ca: PathBuf },
+}
+
 /// A running keyward with a session to load it through.
 pub struct Keyward {
     pub proc: Proc,
@@ -30,29 +40,46 @@ pub struct Keyward {
     pub proxy_url: String,
     pub session_id: String,
     pub session_token: String,
+    /// The session's `env` (proxy mode: `OPENAI_API_KEY` is the placeholder).
+    pub env: serde_json::Value,
+    /// Keyward's CA (PEM), given to proxy-mode sessions.
+    pub ca_pem: Option<String>,
     admin_token: String,
     http: reqwest::Client,
 }
 
 impl Keyward {
-    /// Start `bin serve` on `dir/data` against the mock `upstream`, and create the session.
-    pub async fn start(bin: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Result<Self> {
-        let data = dir.join("keyward-data");
+    /// Start `bin serve` on `dir/NAME-data` against the mock upstream, and create the session.
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &'static str,
+        setup: &Setup,
+    ) -> anyhow::Result<Self> {
+        let data = dir.join(format!("{name}-data"));
         let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--upstream")
-            .arg(format!("openai=http://{upstream}"))
-            .args([
-                "--api-listen",
-                "127.0.0.1:0",
-                "--proxy-listen",
-                "127.0.0.1:0",
-            ])
-            // Keep the master key on disk in the temp dir, whatever the caller's env says.
-            .env_remove("KEYWARD_MASTER_KEY");
-        let mut proc = Proc::spawn("keyward", cmd, &dir.join("keyward.log"))?;
+        cmd.arg("serve").arg("--data-dir").arg(&data);
+        match setup {
+            Setup::Gateway(upstream) => {
+                cmd.arg("--upstream")
+                    .arg(format!("openai=http://{upstream}"));
+            }
+            Setup::Proxy { tls_addr, ca } => {
+                cmd.arg("--resolve")
+                    .arg(format!("{}:443={tls_addr}", crate::upstream::TLS_HOST))
+                    .arg("--upstream-ca")
+                    .arg(ca);
+            }
+        }
+        cmd.args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--proxy-listen",
+            "127.0.0.1:0",
+        ])
+        // Keep the master key on disk in the temp dir, whatever the caller's env says.
+        .env_remove("KEYWARD_MASTER_KEY");
+        let mut proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))?;
         let pid = proc.pid();
         let server_file = data.join("server.json");
         let info = proc
@@ -77,14 +104,20 @@ impl Keyward {
             proxy_url: info.proxy_url,
             session_id: String::new(),
             session_token: String::new(),
+            env: serde_json::Value::Null,
+            ca_pem: None,
             admin_token,
             http,
         };
-        keyward.create_session().await?;
+        let mode = match setup {
+            Setup::Gateway(_) => "gateway",
+            Setup::Proxy { .. } => "proxy",
+        };
+        keyward.create_session(mode).await?;
         Ok(keyward)
     }
 
-    async fn create_session(&mut self) -> anyhow::Result<()> {
+    async fn create_session(&mut self, mode: &str) -> anyhow::Result<()> {
         let secrets = format!("{}/v1/tenants/me/secrets", self.api_url);
         let bundle = json!({"name": "bench", "values": {"OPENAI_API_KEY": FAKE_KEY}});
         self.call(reqwest::Method::POST, &secrets, &bundle).await?;
@@ -93,7 +126,7 @@ impl Keyward {
             .call(
                 reqwest::Method::POST,
                 &sessions,
-                &json!({"secrets": ["bench"]}),
+                &json!({"secrets": ["bench"], "mode": mode}),
             )
             .await?;
         let field = |name: &str| {
@@ -104,6 +137,8 @@ impl Keyward {
         };
         self.session_token = field("session_token")?;
         self.session_id = field("session_id")?;
+        self.env = created["env"].clone();
+        self.ca_pem = created["ca_pem"].as_str().map(str::to_owned);
         Ok(())
     }
 

@@ -6,6 +6,11 @@
 //!                              ← keyward (serve, gateway session)   ←
 //! ```
 //!
+//! With `--proxy-mode`, two more rows per concurrency, both HTTPS to `api.openai.com` with
+//! HTTP/1.1 keep-alive: `direct-tls` (straight to the mock's TLS port) and `keyward-proxy` (a
+//! second keyward, proxy-mode session: CONNECT through it, TLS to its minted certificate,
+//! keyward calling the mock over TLS in turn — interception on both sides).
+//!
 //! For each concurrency, each target is warmed up and then measured on fresh connections; the
 //! CPU time of nginx (master + workers) and keyward is read from `/proc` around the measured
 //! part. Everything runs on this one machine, so the load generator and the upstream compete
@@ -26,8 +31,8 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 
-use crate::load::{self, Spec};
-use keyward::{Keyward, FAKE_KEY};
+use crate::load::{self, Spec, Via};
+use keyward::{Keyward, Setup, FAKE_KEY};
 use nginx::Nginx;
 use procs::Proc;
 use table::{Results, Row};
@@ -71,6 +76,9 @@ pub struct Args {
     /// Runtime threads of the load generator
     #[arg(long, default_value_t = 1)]
     pub load_threads: usize,
+    /// Also measure proxy mode: direct-tls and keyward-proxy rows (HTTPS, CONNECT tunnel)
+    #[arg(long)]
+    pub proxy_mode: bool,
     /// Where to write the results as JSON
     #[arg(long, default_value = "bench-out/results.json", value_name = "FILE")]
     pub out: PathBuf,
@@ -95,8 +103,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut results = Results::new(&args, cores, nginx_workers);
     results.print_header(load_average());
 
-    let (_upstream, upstream_addr) = start_upstream(dir.path(), args.upstream_threads).await?;
-    let mut kw = Keyward::start(&keyward_bin, dir.path(), upstream_addr).await?;
+    let (_upstream, upstream_addr, upstream_tls) =
+        start_upstream(dir.path(), args.upstream_threads, args.proxy_mode).await?;
+    let mut kw = Keyward::start(
+        &keyward_bin,
+        dir.path(),
+        "keyward",
+        &Setup::Gateway(upstream_addr),
+    )
+    .await?;
     let mut ngx = match &nginx_bin {
         Some(bin) => {
             let n = Nginx::start(bin, dir.path(), upstream_addr, nginx_workers, FAKE_KEY).await?;
@@ -135,6 +150,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut proxy_mode = match upstream_tls {
+        Some((tls_addr, ca)) => {
+            Some(ProxyMode::start(&keyward_bin, dir.path(), tls_addr, ca, body.clone()).await?)
+        }
+        None => None,
+    };
+
     for &concurrency in &args.concurrency {
         let cell = |target, spec: &Arc<Spec>, pid| Cell {
             target,
@@ -152,8 +174,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         kw.proc.check_alive()?;
         let pid = kw.proc.pid();
         results.push(measure(&args, &cell("keyward", &via_keyward, Some(pid))).await?);
+        if let Some(p) = &mut proxy_mode {
+            results.push(measure(&args, &cell("direct-tls", &p.direct, None)).await?);
+            p.kw.proc.check_alive()?;
+            let pid = Some(p.kw.proc.pid());
+            results.push(measure(&args, &cell("keyward-proxy", &p.via_keyward, pid)).await?);
+        }
     }
     results.keyward_peak_rss_kib = procstat::peak_rss_kib(kw.proc.pid()).ok();
+    if let Some(p) = &proxy_mode {
+        results.keyward_proxy_peak_rss_kib = procstat::peak_rss_kib(p.kw.proc.pid()).ok();
+    }
     drop(ngx.take());
 
     if args.limits {
@@ -177,6 +208,59 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     results.write_json(&args.out)?;
     println!("\nresults written to {}", args.out.display());
     Ok(())
+}
+
+/// The proxy-mode targets: a second keyward (proxy session) and the two HTTPS load specs.
+struct ProxyMode {
+    kw: Keyward,
+    direct: Arc<Spec>,
+    via_keyward: Arc<Spec>,
+}
+
+impl ProxyMode {
+    async fn start(
+        bin: &Path,
+        dir: &Path,
+        tls_addr: SocketAddr,
+        upstream_ca: PathBuf,
+        body: Bytes,
+    ) -> anyhow::Result<Self> {
+        let setup = Setup::Proxy {
+            tls_addr,
+            ca: upstream_ca.clone(),
+        };
+        let kw = Keyward::start(bin, dir, "keyward-proxy", &setup).await?;
+        let placeholder = kw.env["OPENAI_API_KEY"]
+            .as_str()
+            .context("the proxy session's env has no OPENAI_API_KEY")?
+            .to_owned();
+        let ca_pem = kw
+            .ca_pem
+            .as_deref()
+            .context("the proxy session came without ca_pem")?;
+        let keyward_ca = dir.join("keyward-ca.pem");
+        crate::upstream::write_atomically(&keyward_ca, ca_pem)?;
+        let url = format!("https://{}/v1/chat/completions", crate::upstream::TLS_HOST);
+        let headers = vec![format!("Authorization: Bearer {placeholder}")];
+        let direct = Spec::https(
+            &url,
+            &[format!("Authorization: Bearer {FAKE_KEY}")],
+            body.clone(),
+            &Via::Direct(tls_addr),
+            &upstream_ca,
+        )?;
+        let proxy_addr = kw
+            .proxy_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let proxy = format!("http://kw:{}@{proxy_addr}", kw.session_token);
+        let via_keyward = Spec::https(&url, &headers, body, &Via::Proxy(proxy), &keyward_ca)?;
+        Ok(ProxyMode {
+            kw,
+            direct: Arc::new(direct),
+            via_keyward: Arc::new(via_keyward),
+        })
+    }
 }
 
 /// One measurement: a target, a concurrency, and the process whose CPU time to charge.
@@ -216,21 +300,35 @@ async fn measure(args: &Args, cell: &Cell) -> anyhow::Result<Row> {
 }
 
 /// Start `keyward-bench upstream` (this binary) as its own process, so its CPU is not mixed
-/// with the load generator's; returns it and its address.
-async fn start_upstream(dir: &Path, threads: usize) -> anyhow::Result<(Proc, SocketAddr)> {
+/// with the load generator's; returns it, its address and, with `tls`, its HTTPS address and
+/// the file of the CA that signed its certificate.
+async fn start_upstream(
+    dir: &Path,
+    threads: usize,
+    tls: bool,
+) -> anyhow::Result<(Proc, SocketAddr, Option<(SocketAddr, PathBuf)>)> {
     let ready = dir.join("upstream.addr");
+    let ca = dir.join("upstream-ca.pem");
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["upstream", "--listen", "127.0.0.1:0", "--threads"])
         .arg(threads.to_string())
         .arg("--ready-file")
         .arg(&ready);
+    if tls {
+        cmd.args(["--tls", "--tls-listen", "127.0.0.1:0", "--ca-out"])
+            .arg(&ca);
+    }
     let mut proc = Proc::spawn("upstream", cmd, &dir.join("upstream.log"))?;
-    let addr = proc
+    let (addr, tls_addr) = proc
         .wait_for("its address", Duration::from_secs(10), || {
-            std::fs::read_to_string(&ready).ok()?.trim().parse().ok()
+            let text = std::fs::read_to_string(&ready).ok()?;
+            let mut lines = text.lines();
+            let addr: SocketAddr = lines.next()?.trim().parse().ok()?;
+            let tls_addr: Option<SocketAddr> = lines.next().and_then(|l| l.trim().parse().ok());
+            (tls_addr.is_some() == tls).then_some((addr, tls_addr))
         })
         .await?;
-    Ok((proc, addr))
+    Ok((proc, addr, tls_addr.map(|a| (a, ca))))
 }
 
 /// The 1-minute load average: other work on the machine skews every number.

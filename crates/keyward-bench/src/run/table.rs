@@ -51,6 +51,9 @@ pub struct Results {
     pub nginx_version: Option<String>,
     pub rows: Vec<Row>,
     pub keyward_peak_rss_kib: Option<u64>,
+    /// The proxy-mode keyward's (a process of its own), with --proxy-mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyward_proxy_peak_rss_kib: Option<u64>,
     pub verdicts: Vec<Verdict>,
     pub notes: Vec<String>,
 }
@@ -69,6 +72,7 @@ impl Results {
             nginx_version: None,
             rows: Vec::new(),
             keyward_peak_rss_kib: None,
+            keyward_proxy_peak_rss_kib: None,
             verdicts: Vec::new(),
             notes: Vec::new(),
         }
@@ -160,6 +164,12 @@ impl Results {
         if let Some(kib) = self.keyward_peak_rss_kib {
             println!("\nkeyward peak RSS (VmHWM): {:.1} MiB", kib as f64 / MIB);
         }
+        if let Some(kib) = self.keyward_proxy_peak_rss_kib {
+            println!(
+                "keyward (proxy mode) peak RSS (VmHWM): {:.1} MiB",
+                kib as f64 / MIB
+            );
+        }
         self.verdicts = self.judge();
         println!("\ntargets (SPEC section 7)");
         for v in &self.verdicts {
@@ -171,6 +181,17 @@ impl Results {
     }
 
     fn print_ratios(&self, c: usize) {
+        self.print_gateway_ratios(c);
+        if let (Some(kw), Some(d)) = (self.row("keyward-proxy", c), self.row("direct-tls", c)) {
+            println!(
+                "  keyward-proxy/direct-tls req/s {:.2}; added p99 over direct-tls {:+.3} ms",
+                ratio(kw.load.rps, d.load.rps),
+                kw.load.p99_ms - d.load.p99_ms
+            );
+        }
+    }
+
+    fn print_gateway_ratios(&self, c: usize) {
         let Some(kw) = self.row("keyward", c) else {
             return;
         };
@@ -262,6 +283,27 @@ impl Results {
                 format!("{ms:+.3} ms over direct at c={c}"),
             ),
         });
+
+        let proxy_added = nearest(16).and_then(|c| {
+            Some((
+                c,
+                self.row("keyward-proxy", c)?.load.p99_ms - self.row("direct-tls", c)?.load.p99_ms,
+            ))
+        });
+        if let Some((c, ms)) = proxy_added {
+            out.push(verdict(
+                "proxy mode: added p99 ≤ 1 ms, c=16",
+                ms <= 1.0,
+                format!("{ms:+.3} ms over direct-tls at c={c}"),
+            ));
+        }
+        if let Some(kib) = self.keyward_proxy_peak_rss_kib {
+            out.push(verdict(
+                "proxy mode: peak RSS ≤ 50 MiB",
+                kib as f64 / MIB <= 50.0,
+                format!("{:.1} MiB", kib as f64 / MIB),
+            ));
+        }
 
         out.push(match self.keyward_peak_rss_kib {
             None => skip("peak RSS ≤ 50 MiB", "VmHWM not readable"),
