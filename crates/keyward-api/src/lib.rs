@@ -49,6 +49,9 @@ pub struct AppState {
     pub data_plane_url: String,
     /// keyward's CA certificate (PEM), which proxy-mode agents must trust.
     pub ca_pem: Option<String>,
+    /// The provider of the operator's free tier, if any: keyless gateway sessions get that
+    /// provider's SDK variables so they can use it.
+    pub free_tier_provider: Option<keyward_core::providers::Provider>,
 }
 
 /// The whole control API.

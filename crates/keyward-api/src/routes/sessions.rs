@@ -117,9 +117,10 @@ pub async fn create_session(
         .create_session(principal.tenant, request)
         .await?;
     let resolved = state.vault.resolve_session(&created.session).await?;
-    let env = state
+    let mut env = state
         .vault
         .session_env(&resolved, &state.data_plane_url, &created.token);
+    add_free_tier(&state, &created.session, &mut env, &created.token);
     tracing::info!(session = created.session.id, "session created");
     Ok((
         StatusCode::CREATED,
@@ -226,16 +227,48 @@ pub async fn session_env(
         .record_env_read(&reader.session, &resolved.entries)
         .await;
     let env = match &reader.session_token {
-        Some(token) => state
-            .vault
-            .session_env(&resolved, &state.data_plane_url, token),
+        Some(token) => {
+            let mut env = state
+                .vault
+                .session_env(&resolved, &state.data_plane_url, token);
+            add_free_tier(&state, &reader.session, &mut env, token);
+            env
+        }
         None => {
             let token = state.vault.session_token(&reader.session).await?;
             let text = token.expose_str().unwrap_or_default();
-            state
+            let mut env = state
                 .vault
-                .session_env(&resolved, &state.data_plane_url, text)
+                .session_env(&resolved, &state.data_plane_url, text);
+            add_free_tier(&state, &reader.session, &mut env, text);
+            env
         }
     };
     Ok(Json(SessionEnv { env }))
+}
+
+/// A gateway session without a key for the free tier's provider reaches the free tier through
+/// that provider's gateway route: give its SDK the token and base URL, as for its own keys.
+fn add_free_tier(
+    state: &AppState,
+    session: &keyward_vault::Session,
+    env: &mut std::collections::BTreeMap<String, String>,
+    token: &str,
+) {
+    let Some(provider) = state.free_tier_provider else {
+        return;
+    };
+    if session.mode != keyward_vault::SessionMode::Gateway {
+        return;
+    }
+    let rule = keyward_core::providers::rule_for_provider(provider);
+    if env.contains_key(rule.key_name) {
+        return;
+    }
+    let url = state.data_plane_url.trim_end_matches('/');
+    env.insert(rule.key_name.to_owned(), token.to_owned());
+    env.insert(
+        rule.base_url_env.to_owned(),
+        format!("{url}{}", rule.gateway_suffix),
+    );
 }

@@ -126,6 +126,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
             .clone()
             .unwrap_or_else(|| format!("http://{proxy_addr}")),
         ca_pem: Some(ca_pem),
+        free_tier_provider: proxy_config.free_tier.as_ref().map(|t| t.provider),
     };
     // One audit record per data-plane call, group-committed to the store off the hot path.
     let audit = keyward_audit::AuditWriter::start(store.clone(), Default::default());

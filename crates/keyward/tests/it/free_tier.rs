@@ -61,10 +61,14 @@ async fn chat(gw: &Gateway, token: &str, model: &str) -> anyhow::Result<Reply> {
     .await
 }
 
+/// Exactly what the session's own env hands the SDK: keyless sessions get the free tier's
+/// provider variables too.
 fn keyless_env(gw: &Gateway, session: &Session) -> Vec<(&'static str, String)> {
+    assert_eq!(session.env("OPENAI_BASE_URL"), gw.url("/openai/v1"));
+    assert_eq!(session.env("OPENAI_API_KEY"), session.token);
     vec![
-        ("OPENAI_BASE_URL", gw.url("/openai/v1")),
-        ("OPENAI_API_KEY", session.token.clone()),
+        ("OPENAI_BASE_URL", session.env("OPENAI_BASE_URL")),
+        ("OPENAI_API_KEY", session.env("OPENAI_API_KEY")),
     ]
 }
 
