@@ -1,6 +1,8 @@
 //! [`AuditStore`] for SQLite: the `audit` table of `schema_v3.sql`. A batch is one
 //! transaction, so the writer's group commit costs one fsync however many records it holds.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -9,8 +11,25 @@ use super::rows::ts;
 use super::{is_unique_violation, SqliteStore};
 use crate::{AuditFilter, AuditStore, Result, StoreError, StoredAuditRecord};
 
-/// Records per INSERT statement in a batch append.
+/// Records per INSERT statement in a batch append (8 binds a row: far below SQLite's limit).
 const AUDIT_ROWS_PER_STATEMENT: usize = 128;
+
+/// The fields of a record the table indexes, read from its JSON (borrowed, the rest skipped).
+#[derive(serde::Deserialize)]
+struct FilterColumns<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow, default)]
+    session: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    agent: Option<Cow<'a, str>>,
+}
+
+impl<'a> FilterColumns<'a> {
+    fn of(record_json: &'a str) -> Result<Self> {
+        serde_json::from_str(record_json).map_err(|_| StoreError::Corrupt("audit record JSON"))
+    }
+}
 
 fn record_from_row(row: &SqliteRow) -> Result<StoredAuditRecord> {
     Ok(StoredAuditRecord {
@@ -30,17 +49,24 @@ impl AuditStore for SqliteStore {
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Multi-row INSERTs: one statement (one round trip to SQLite's thread) per chunk
-        // instead of one per record. 5 binds a row keeps a chunk far below SQLite's limit.
+        // instead of one per record.
         for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit (tenant, seq, record_json, prev_hash, hash) ",
+                "INSERT INTO audit (tenant, seq, record_json, prev_hash, hash, ts, session, agent) ",
             );
-            insert.push_values(chunk, |mut row, record| {
+            let columns: Vec<FilterColumns<'_>> = chunk
+                .iter()
+                .map(|r| FilterColumns::of(&r.record_json))
+                .collect::<Result<_>>()?;
+            insert.push_values(chunk.iter().zip(&columns), |mut row, (record, cols)| {
                 row.push_bind(&record.tenant)
                     .push_bind(record.seq)
                     .push_bind(&record.record_json)
                     .push_bind(&record.prev_hash)
-                    .push_bind(&record.hash);
+                    .push_bind(&record.hash)
+                    .push_bind(cols.ts.as_ref())
+                    .push_bind(cols.session.as_deref())
+                    .push_bind(cols.agent.as_deref());
             });
             insert.build().execute(&mut *tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
