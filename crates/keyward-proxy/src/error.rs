@@ -39,6 +39,8 @@ pub enum ProxyError {
     UpstreamTls,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// The upstream broke the connection in the middle of its answer.
+    UpstreamReset,
     /// The audit log cannot take records: refuse rather than forward unaudited.
     AuditUnavailable,
     /// Anything else (logged).
@@ -62,6 +64,7 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
             ProxyError::UpstreamTls => "upstream_tls_error",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::UpstreamReset => "upstream_reset",
             ProxyError::AuditUnavailable => "audit_unavailable",
             ProxyError::Internal => "internal_error",
         }
@@ -79,7 +82,9 @@ impl ProxyError {
             | ProxyError::SniMismatch => StatusCode::FORBIDDEN,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::UpstreamUnreachable | ProxyError::UpstreamTls => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamUnreachable
+            | ProxyError::UpstreamTls
+            | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +111,7 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable => "the upstream could not be reached",
             ProxyError::UpstreamTls => "TLS with the upstream failed",
             ProxyError::UpstreamTimeout => "the upstream did not answer in time",
+            ProxyError::UpstreamReset => "the upstream broke off its answer",
             ProxyError::AuditUnavailable => {
                 "the audit log is not accepting records; refusing to forward unaudited"
             }

@@ -409,6 +409,20 @@ pub async fn forward(
     let (mut head, incoming) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     redact_headers(redactor, &mut head.headers);
+    let ttfb_ms = u64::try_from(ttfb.as_millis()).unwrap_or(u64::MAX);
+    if let Some(length) = small_complete_body(&head.headers) {
+        return buffered_response(
+            &plane,
+            redactor,
+            target.metered,
+            head,
+            incoming,
+            length,
+            finisher,
+            ttfb_ms,
+        )
+        .await;
+    }
     head.headers.remove(header::CONTENT_LENGTH);
     let meter = target.metered.then(|| {
         let ct = head
@@ -426,10 +440,90 @@ pub async fn forward(
         meter,
         finisher,
         status,
-        u64::try_from(ttfb.as_millis()).unwrap_or(u64::MAX),
+        ttfb_ms,
         plane.metrics.clone(),
     );
     Response::from_parts(head, body.boxed())
+}
+
+/// Largest response read whole before it is sent on (see [`buffered_response`]).
+const MAX_BUFFERED_RESPONSE: u64 = 256 * 1024;
+
+/// The length of a response that is not a stream: a `Content-Length` of at most
+/// [`MAX_BUFFERED_RESPONSE`] and no event stream.
+fn small_complete_body(headers: &HeaderMap) -> Option<u64> {
+    let length: u64 = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let event_stream = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+    (length <= MAX_BUFFERED_RESPONSE && !event_stream).then_some(length)
+}
+
+/// A small response of known length (an ordinary JSON answer, not a stream) is read whole,
+/// metered and scrubbed, and sent with its exact new length: the agent gets one write instead
+/// of a chunked body, and an upstream that fails mid-body still gets a clean 502/504 because
+/// nothing was sent yet. Streams never take this path.
+#[allow(clippy::too_many_arguments)]
+async fn buffered_response(
+    plane: &DataPlane,
+    redactor: &crate::redact::Redactor,
+    metered: bool,
+    mut head: http::response::Parts,
+    mut incoming: Incoming,
+    length: u64,
+    finisher: Finisher,
+    ttfb_ms: u64,
+) -> Response<ResBody> {
+    let mut body = bytes::BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
+    loop {
+        match tokio::time::timeout(plane.config.idle_timeout, incoming.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    body.extend_from_slice(&data);
+                }
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return failed(finisher, ProxyError::UpstreamReset),
+            Err(_) => return failed(finisher, ProxyError::UpstreamTimeout),
+        }
+    }
+    let body = body.freeze();
+    let usage = metered.then(|| {
+        let ct = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let mut meter = Meter::new(BodyKind::from_content_type(ct));
+        meter.observe(&body);
+        meter.finish().clone()
+    });
+    let body = match redactor.redact_all(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(clean) => Bytes::from(clean),
+    };
+    head.headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    finisher.finish(Outcome {
+        status: Some(head.status.as_u16()),
+        ttfb_ms: Some(ttfb_ms),
+        bytes_out: body.len() as u64,
+        usage: usage.as_ref(),
+        error: None,
+        blocked: None,
+    });
+    Response::from_parts(
+        head,
+        Full::new(body)
+            .map_err(|never| -> BoxError { match never {} })
+            .boxed(),
+    )
 }
 
 /// An error and its causes on one line (hyper's top-level message alone says little).
