@@ -75,6 +75,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ErrorCode::InvalidJson,
                 format!("request body is not valid JSON ({at})"),
             ),
+            Category::Data if e.to_string().starts_with(crate::unique_map::DUPLICATE_KEY) => {
+                ApiError::new(
+                    ErrorCode::DuplicateKey,
+                    format!("the same key appears twice in one object ({at})"),
+                )
+            }
             Category::Data => ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!(

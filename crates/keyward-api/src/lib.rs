@@ -8,6 +8,7 @@ mod extract;
 mod openapi;
 mod routes;
 mod session_views;
+mod unique_map;
 mod views;
 
 use std::sync::Arc;

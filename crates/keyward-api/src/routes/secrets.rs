@@ -61,13 +61,13 @@ pub struct CreateBundleBody {
     /// `^[a-z0-9][a-z0-9-]{0,62}$`
     pub name: String,
     /// Secrets: encrypted, never returned.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub values: BTreeMap<String, String>,
     /// Plain variables: returned in listings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub variables: BTreeMap<String, String>,
     /// Custom injection rules for secrets of this bundle.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub injections: BTreeMap<String, InjectionBody>,
 }
 
@@ -75,11 +75,11 @@ pub struct CreateBundleBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceBundleBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub values: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub variables: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub injections: BTreeMap<String, InjectionBody>,
 }
 
@@ -88,15 +88,15 @@ pub struct ReplaceBundleBody {
 #[serde(deny_unknown_fields)]
 pub struct PatchBundleBody {
     /// Secrets to add or replace.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub set: BTreeMap<String, String>,
     /// Variables to add or replace.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub variables: BTreeMap<String, String>,
     /// Keys to remove.
     #[serde(default)]
     pub unset: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_map::deserialize")]
     pub injections: BTreeMap<String, InjectionBody>,
 }
 

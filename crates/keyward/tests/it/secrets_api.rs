@@ -102,6 +102,12 @@ async fn create_rejects_each_bad_input_and_changes_nothing() -> anyhow::Result<(
         let resp = send_raw(&admin, Some(&token), Method::POST, SECRETS, raw).await?;
         assert_error(resp.status, &resp.json, 400, "invalid_json");
     }
+    // One key twice in one object: refused, not "last one wins", and neither value quoted.
+    let token = kw.admin_token()?;
+    let twice = br#"{"name": "dup", "values": {"K": "sk-first-CANARY", "K": "sk-second-CANARY"}}"#;
+    let resp = send_raw(&admin, Some(&token), Method::POST, SECRETS, twice).await?;
+    assert_error(resp.status, &resp.json, 400, "duplicate_key");
+    assert!(!resp.text.contains("CANARY"), "{}", resp.text);
     assert_eq!(
         list_bundles(&admin).await?,
         before,
