@@ -153,8 +153,8 @@ pub async fn connect(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<
         Err(_) => return ProxyError::AuditUnavailable.response(),
     };
     let (parts, body) = req.into_parts();
+    let mut call = Call::new(&state, "connect", &parts, host.clone());
     let req = Request::from_parts(parts, body);
-    let mut call = Call::new(&state, "connect", &req_parts(&req), host.clone());
     mode_proxy(&mut call);
     let intercept = state.credential_for_host(&host).is_some() && plane.minter.is_some();
     if intercept {
@@ -240,20 +240,6 @@ pub async fn connect(plane: Arc<DataPlane>, req: Request<Incoming>) -> Response<
         }
     });
     empty_ok()
-}
-
-fn req_parts<B>(req: &Request<B>) -> http::request::Parts {
-    let mut builder = Request::builder()
-        .method(req.method().clone())
-        .uri(req.uri().clone())
-        .version(req.version());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = req.headers().clone();
-    }
-    match builder.body(()) {
-        Ok(r) => r.into_parts().0,
-        Err(_) => Request::new(()).into_parts().0,
-    }
 }
 
 /// An absolute-form `http://` request through the proxy: never carries a credential (that

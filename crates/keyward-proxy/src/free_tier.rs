@@ -75,27 +75,16 @@ fn provider_named(name: &str) -> Option<Provider> {
         .map(|r| r.provider)
 }
 
-fn env_name(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix('$')?;
-    let name = match rest.strip_prefix('{') {
-        Some(inner) => inner.strip_suffix('}')?,
-        None => rest,
-    };
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then_some(name)
-}
-
 impl KeySource {
     fn load(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
         let value = match self {
             KeySource::Text(text) if text.starts_with('$') => {
-                let name = env_name(text).ok_or(
-                    "key: a value starting with $ must name an environment variable ($NAME)",
-                )?;
+                let Some(Ok(name)) = crate::static_mode::env_reference(text) else {
+                    return Err(
+                        "key: a value starting with $ must name an environment variable ($NAME)"
+                            .into(),
+                    );
+                };
                 env(name)
                     .ok_or_else(|| format!("key: ${name} is not set in keyward's environment"))?
             }

@@ -17,6 +17,9 @@ mod error;
 mod handler;
 mod keys;
 mod model;
+
+/// `$NAME` / `${NAME}` references, shared with the free tier's `key:`.
+pub(crate) use model::env_reference;
 mod parse;
 mod reload;
 mod snapshot;

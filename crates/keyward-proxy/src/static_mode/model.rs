@@ -237,7 +237,7 @@ impl fmt::Debug for KeySpec {
 }
 
 /// `$NAME` or `${NAME}` with an environment-variable name, or `None` if `raw` is no reference.
-fn env_reference(raw: &str) -> Option<Result<&str, &'static str>> {
+pub(crate) fn env_reference(raw: &str) -> Option<Result<&str, &'static str>> {
     let rest = raw.strip_prefix('$')?;
     let name = match rest.strip_prefix('{') {
         Some(inner) => inner.strip_suffix('}').unwrap_or(""),
